@@ -1,0 +1,1 @@
+"""Typed site configuration: one frozen pydantic model per concern."""

@@ -1,0 +1,103 @@
+"""Reading a site's Pulumi stack files without the Pulumi CLI (for the CLI and the offline plan).
+
+Pulumi stores stack config as ``config: {"<namespace>:<key>": value}``; secrets appear as
+``{secure: <ciphertext>}``, which only the stack's secrets provider can decrypt. Outside Pulumi we never
+decrypt: a secure value becomes :data:`SECRET_PLACEHOLDER` and its key is remembered as secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jetstream_binderhub.errors import ConfigError, Problem
+
+CLUSTER_PROJECT = "jetstream-binderhub"
+"""Pulumi project (and config namespace) of the cluster layer: the repository root."""
+
+HUB_PROJECT = "jetstream-binderhub-hub"
+"""Pulumi project (and config namespace) of the BinderHub layer: the `binderhub/` directory."""
+
+HUB_PROJECT_DIR = "binderhub"
+
+SECRET_PLACEHOLDER = "[secret]"
+
+
+@dataclass(frozen=True)
+class StackFile:
+    """One `Pulumi.<stack>.yaml`, split by namespace, secrets left encrypted."""
+
+    path: Path
+    values: dict[str, Any]
+    """Every key as written, `namespace:key` -> value (secure values replaced by the placeholder)."""
+    secret_keys: frozenset[str] = field(default_factory=frozenset)
+    """Keys whose value is a Pulumi secret (`secure:` in the file)."""
+    secrets_provider: str | None = None
+    encryption_salt: str | None = None
+
+    def namespace(self, namespace: str) -> dict[str, Any]:
+        """The keys of one namespace without the `namespace:` prefix."""
+        prefix = f"{namespace}:"
+        return {k.removeprefix(prefix): v for k, v in self.values.items() if k.startswith(prefix)}
+
+    def pulumi_config(self) -> dict[str, str]:
+        """The flat string map `pulumi.runtime.set_all_config` takes: objects as JSON, as the engine sends them."""
+        import json
+
+        return {
+            key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in self.values.items()
+        }
+
+
+def _replace_secure(value: Any) -> tuple[Any, bool]:
+    if isinstance(value, Mapping):
+        if set(value) == {"secure"}:
+            return SECRET_PLACEHOLDER, True
+        found = False
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out[k], secret = _replace_secure(v)
+            found = found or secret
+        return out, found
+    if isinstance(value, list):
+        items = [_replace_secure(v) for v in value]
+        return [v for v, _ in items], any(s for _, s in items)
+    return value, False
+
+
+def read_stack_file(path: Path) -> StackFile:
+    """Parse a stack file; a missing or malformed file is a ConfigError naming it."""
+    if not path.is_file():
+        raise ConfigError([Problem(str(path), "stack file not found")])
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError([Problem(str(path), f"not valid YAML{where}")]) from None
+    if not isinstance(doc, dict):
+        raise ConfigError([Problem(str(path), "must be a YAML mapping with a `config:` key")])
+    config = doc.get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError([Problem(f"{path}: config", "must be a mapping of `namespace:key: value`")])
+    values: dict[str, Any] = {}
+    secret_keys: set[str] = set()
+    for key, raw in config.items():
+        key = str(key)
+        if ":" not in key:
+            raise ConfigError([Problem(key, "config keys are written `<namespace>:<key>`")], source=str(path))
+        values[key], secret = _replace_secure(raw)
+        if secret:
+            secret_keys.add(key)
+    return StackFile(
+        path=path,
+        values=values,
+        secret_keys=frozenset(secret_keys),
+        secrets_provider=doc.get("secretsprovider"),
+        encryption_salt=doc.get("encryptionsalt"),
+    )

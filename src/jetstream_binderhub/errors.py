@@ -1,0 +1,74 @@
+"""Domain errors that the CLI turns into one-line messages and exit codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the user's input, tied to the config key that holds it."""
+
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+class JetstreamBinderHubError(Exception):
+    """Base class: an error the user can act on, printed without a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(JetstreamBinderHubError):
+    """The site configuration is invalid; nothing has been created."""
+
+    exit_code = 2
+
+    def __init__(self, problems: Sequence[Problem], source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        where = f" in {source}" if source else ""
+        super().__init__(f"invalid configuration{where}:\n" + "\n".join(f"  {p}" for p in self.problems))
+
+    def lines(self) -> list[str]:
+        return [str(p) for p in self.problems]
+
+
+def _format_loc(prefix: str, loc: Iterable[int | str]) -> str:
+    key = prefix
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        else:
+            key = f"{key}.{part}" if key else str(part)
+    return key or "(root)"
+
+
+def problems_from_validation_error(exc: ValidationError, prefix: str = "") -> list[Problem]:
+    """Turn pydantic's errors into one line per problem naming the key path and the bad value.
+
+    The input value is shown only for scalars: a whole mapping would be noise, and a secret
+    never reaches the typed models in the first place.
+    """
+    problems: list[Problem] = []
+    for err in exc.errors(include_url=False):
+        # Union/discriminator branches add the branch tag to the location; it is not a key the user wrote.
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tagged-union")))]
+        msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check its spelling against docs/configuration.md)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        elif isinstance(value, str | int | float | bool) and not isinstance(value, dict):
+            msg = f"{msg} (got {value!r})"
+        problems.append(Problem(_format_loc(prefix, loc), msg))
+    return problems

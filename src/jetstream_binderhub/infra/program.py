@@ -1,0 +1,40 @@
+"""The cluster layer's Pulumi program, shared by `pulumi up`, the Automation API and the offline plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from jetstream_binderhub.config.cluster import ClusterStackConfig
+from jetstream_binderhub.config.load import CLUSTER_KEYS, parse_cluster_stack
+from jetstream_binderhub.config.stackfile import CLUSTER_PROJECT
+from jetstream_binderhub.errors import ConfigError
+from jetstream_binderhub.infra.magnum import MagnumCluster, MagnumClusterArgs
+
+
+def read_cluster_config() -> ClusterStackConfig:
+    """This stack's config, validated; a bad value stops the program with one line per problem."""
+    cfg = pulumi.Config(CLUSTER_PROJECT)
+    raw: dict[str, Any] = {}
+    for key in CLUSTER_KEYS:
+        value = cfg.get_object(key) if key == "cluster" else cfg.get(key)
+        if value is not None:
+            raw[key] = value
+    try:
+        return parse_cluster_stack(raw, source=f"stack {pulumi.get_stack()}")
+    except ConfigError as exc:
+        # RunError prints the message without a Python traceback.
+        raise pulumi.RunError(str(exc)) from None
+
+
+def cluster_program() -> None:
+    site = read_cluster_config()
+    cluster = MagnumCluster(site.cluster.name, MagnumClusterArgs(config=site.cluster))
+    pulumi.export("profile", site.profile)
+    pulumi.export("cluster_name", cluster.cluster.name)
+    pulumi.export("cluster_id", cluster.cluster.id)
+    pulumi.export("template_id", cluster.cluster.cluster_template_id)
+    pulumi.export("api_address", cluster.cluster.api_address)
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+    pulumi.export("node_group_labels", cluster.node_group_labels)

@@ -1,0 +1,39 @@
+"""Names the Magnum driver and Kubernetes derive from ours, computed the way they compute them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+NODE_GROUP_LABEL = "capi.stackhpc.com/node-group"
+"""The node label the Magnum Cluster API driver puts on every node of a group.
+
+Magnum's own node-group labels and roles never reach the nodes (azimuth capi-helm-charts#84), so this
+is the only reliable selector for placing pods on a group.
+"""
+
+DEFAULT_WORKER = "default-worker"
+"""The node group Magnum always creates from the template's flavor and the cluster's node_count."""
+
+RFC1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+RFC1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+def node_group_label_value(group_name: str) -> str:
+    """The value of `capi.stackhpc.com/node-group` on the nodes of `group_name`.
+
+    magnum-capi-helm's ``driver_utils.sanitized_name`` lowercases the name, turns each run of
+    characters outside ``[a-z0-9]`` into one ``-`` and strips dashes at both ends, so
+    ``user-m3.large`` becomes ``user-m3-large``.
+    """
+    return _NOT_ALNUM.sub("-", group_name.lower()).strip("-")
+
+
+def content_digest(value: Any, length: int = 8) -> str:
+    """A short, stable digest of JSON-able data: same content, same digest, on every machine."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:length]

@@ -1,0 +1,78 @@
+"""What a plan says, separate from how it is printed (text, JSON, pull-request markdown)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class PlannedResource(_Out):
+    """One resource the program declares, with its inputs (secrets masked) and non-default options."""
+
+    layer: str
+    type: str
+    name: str
+    parent: str | None = Field(description="Logical name of the parent resource; None for the stack.")
+    custom: bool = Field(description="True for a cloud resource, False for a component that groups others.")
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class PlannedOutput(_Out):
+    name: str
+    value: Any
+    secret: bool
+
+
+class LayerPlan(_Out):
+    layer: str
+    project: str
+    stack: str
+    resources: list[PlannedResource]
+    outputs: list[PlannedOutput]
+
+    def output(self, name: str) -> PlannedOutput:
+        return next(o for o in self.outputs if o.name == name)
+
+    def resource(self, type_suffix: str, name: str | None = None) -> PlannedResource:
+        """The one resource whose type ends with `type_suffix` (and has `name`, when given)."""
+        found = [r for r in self.resources if r.type.endswith(type_suffix) and (name is None or r.name == name)]
+        if len(found) != 1:
+            raise LookupError(f"expected one {type_suffix} {name or ''} in layer {self.layer}, found {len(found)}")
+        return found[0]
+
+
+class CostLine(_Out):
+    group: str
+    flavor: str
+    min_count: int
+    max_count: int
+    su_per_hour_each: float | None = Field(description="None when the flavor is custom (not in the catalog).")
+
+
+class CostEstimate(_Out):
+    unit: str
+    lines: list[CostLine]
+    min_per_hour: float
+    max_per_hour: float
+    unpriced: list[str] = Field(default_factory=list, description="Groups whose flavor has no known rate.")
+
+    @property
+    def min_per_year(self) -> float:
+        return self.min_per_hour * 24 * 365
+
+
+class Plan(_Out):
+    site: str
+    profile: str
+    layers: list[LayerPlan]
+    cost: CostEstimate
+    notes: list[str] = Field(default_factory=list)
+
+    def layer(self, name: str) -> LayerPlan:
+        return next(layer for layer in self.layers if layer.layer == name)

@@ -1,0 +1,199 @@
+"""Run a layer's real Pulumi program under Pulumi's mock runtime and record what it declares.
+
+Each run happens in an empty :class:`contextvars.Context`: the Pulumi SDK keeps its settings, config
+and root stack in context variables, so two plans in one process (tests, `plan --compare`) never see
+each other's resources.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from jetstream_binderhub.plan.model import LayerPlan, PlannedOutput, PlannedResource
+
+SECRET = "[secret]"
+
+ComputedFn = Callable[[str, Mapping[str, Any]], dict[str, Any]]
+
+
+def placeholder(name: str, prop: str) -> str:
+    """What a value the cloud decides looks like in a plan: it names where it will come from."""
+    return f"<{name}.{prop}>"
+
+
+def _cluster_outputs(name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "apiAddress": placeholder(name, "api_address"),
+        "kubeconfig": rpc.wrap_rpc_secret({"raw_config": placeholder(name, "kubeconfig")}),
+    }
+
+
+COMPUTED: dict[str, ComputedFn] = {
+    "openstack:containerinfra/cluster:Cluster": _cluster_outputs,
+}
+"""Per resource type, the outputs the cloud would compute that a program reads (wire names)."""
+
+
+def register_computed(type_token: str, fn: ComputedFn) -> None:
+    """Let a layer teach the plan what its resources compute (used by the BinderHub layer)."""
+    COMPUTED[type_token] = fn
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
+
+
+def mask(value: Any) -> Any:
+    """Replace every secret (wire-wrapped or an Output marked secret) by ``[secret]``."""
+    if rpc.is_rpc_secret(value):
+        return SECRET
+    if isinstance(value, Mapping):
+        return {str(k): mask(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask(v) for v in value]
+    if isinstance(value, pulumi.Resource):
+        return f"<{value._name}>"  # type: ignore[attr-defined]
+    return value
+
+
+class _PlanMocks(pulumi_mocks.Mocks):
+    def __init__(self, stack_outputs: Mapping[str, Mapping[str, Any]], secret_outputs: Mapping[str, list[str]]):
+        self.stack_outputs = stack_outputs
+        self.secret_outputs = secret_outputs
+        self.inputs: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        self.inputs[(args.typ, args.name)] = {_snake(k): mask(v) for k, v in args.inputs.items()}
+        if args.typ == "pulumi:pulumi:StackReference":
+            ref = str(args.inputs.get("name", args.name))
+            outputs = self.stack_outputs.get(ref)
+            if outputs is None:
+                raise LookupError(f"the offline plan has no outputs for stack reference {ref!r}")
+            return ref, {
+                "name": ref,
+                "outputs": dict(outputs),
+                "secretOutputNames": list(self.secret_outputs.get(ref, [])),
+            }
+        state = dict(args.inputs)
+        computed = COMPUTED.get(args.typ)
+        if computed is not None:
+            state.update(computed(args.name, args.inputs))
+        return placeholder(args.name, "id"), state
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        raise NotImplementedError(f"the offline plan cannot answer the data source {args.token}")
+
+
+def _name_of(res: Any) -> str | None:
+    return getattr(res, "_name", None) if isinstance(res, pulumi.Resource) else None
+
+
+def _options(opts: pulumi.ResourceOptions | None) -> dict[str, Any]:
+    if opts is None:
+        return {}
+    out: dict[str, Any] = {}
+    if opts.protect:
+        out["protect"] = True
+    if opts.ignore_changes:
+        out["ignore_changes"] = list(opts.ignore_changes)
+    if opts.replace_on_changes:
+        out["replace_on_changes"] = list(opts.replace_on_changes)
+    if opts.delete_before_replace:
+        out["delete_before_replace"] = True
+    if opts.retain_on_delete:
+        out["retain_on_delete"] = True
+    depends = opts.depends_on
+    if depends:
+        items = depends if isinstance(depends, list | tuple) else [depends]
+        names = [n for n in (_name_of(d) for d in items) if n]
+        if names:
+            out["depends_on"] = names
+    if opts.provider is not None and (provider := _name_of(opts.provider)):
+        out["provider"] = provider
+    timeouts = opts.custom_timeouts
+    if timeouts is not None:
+        out["custom_timeouts"] = {
+            k: v for k, v in (("create", timeouts.create), ("update", timeouts.update), ("delete", timeouts.delete)) if v
+        }
+    return out
+
+
+async def _resolve(value: Any) -> tuple[Any, bool]:
+    out = pulumi.Output.from_input(value)
+    return await out.future(), bool(await out.is_secret())
+
+
+def run_layer(
+    program: Callable[[], None],
+    *,
+    layer: str,
+    project: str,
+    stack: str,
+    config: Mapping[str, str],
+    secret_keys: list[str] | None = None,
+    stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+    secret_outputs: Mapping[str, list[str]] | None = None,
+) -> tuple[LayerPlan, dict[str, Any]]:
+    """Run `program` under mocks (``preview=False``, so apply callbacks really run).
+
+    Returns the layer's plan and its raw outputs (unmasked), which a later layer's StackReference
+    is answered from.
+    """
+    mocks = _PlanMocks(stack_outputs or {}, secret_outputs or {})
+    return contextvars.Context().run(
+        _run, program, mocks, layer, project, stack, dict(config), list(secret_keys or [])
+    )
+
+
+def _run(
+    program: Callable[[], None],
+    mocks: _PlanMocks,
+    layer: str,
+    project: str,
+    stack: str,
+    config: dict[str, str],
+    secret_keys: list[str],
+) -> tuple[LayerPlan, dict[str, Any]]:
+    pulumi.runtime.set_all_config(config, secret_keys)
+    pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=False)
+    order: list[tuple[str, str, str | None, bool, dict[str, Any]]] = []
+
+    def capture(args: pulumi.ResourceTransformationArgs) -> None:
+        custom = isinstance(args.resource, pulumi.CustomResource)
+        order.append((args.type_, args.name, _name_of(args.opts.parent) if args.opts else None, custom,
+                      _options(args.opts)))
+        return None
+
+    pulumi.runtime.register_stack_transformation(capture)
+    _sync_await(run_pulumi_func(program))
+
+    root = pulumi.runtime.get_root_resource()
+    raw_outputs: dict[str, Any] = {}
+    outputs: list[PlannedOutput] = []
+    for name, value in sorted(getattr(root, "outputs", {}).items()):
+        resolved, secret = _sync_await(_resolve(value))
+        raw_outputs[name] = resolved
+        outputs.append(PlannedOutput(name=name, value=SECRET if secret else mask(resolved), secret=secret))
+
+    resources = [
+        PlannedResource(
+            layer=layer,
+            type=type_,
+            name=name,
+            parent=parent,
+            custom=custom,
+            inputs=mocks.inputs.get((type_, name), {}),
+            options=options,
+        )
+        for type_, name, parent, custom, options in order
+    ]
+    return LayerPlan(layer=layer, project=project, stack=stack, resources=resources, outputs=outputs), raw_outputs
