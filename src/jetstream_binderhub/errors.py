@@ -27,6 +27,12 @@ class JetstreamBinderHubError(Exception):
     exit_code = 1
 
 
+class SiteNotFound(JetstreamBinderHubError):
+    """The named site has no stack file."""
+
+    exit_code = 2
+
+
 class ConfigError(JetstreamBinderHubError):
     """The site configuration is invalid; nothing has been created."""
 

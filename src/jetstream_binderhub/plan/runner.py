@@ -43,9 +43,20 @@ COMPUTED: dict[str, ComputedFn] = {
 """Per resource type, the outputs the cloud would compute that a program reads (wire names)."""
 
 
+CallFn = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+CALLS: dict[str, CallFn] = {}
+"""Per data-source token (e.g. `openstack:dns/getDnsZone:getDnsZone`), what the plan answers."""
+
+
 def register_computed(type_token: str, fn: ComputedFn) -> None:
     """Let a layer teach the plan what its resources compute (used by the BinderHub layer)."""
     COMPUTED[type_token] = fn
+
+
+def register_call(token: str, fn: CallFn) -> None:
+    """Let a layer answer a data source offline with a placeholder that names what it looks up."""
+    CALLS[token] = fn
 
 
 def _snake(key: str) -> str:
@@ -60,6 +71,9 @@ def mask(value: Any) -> Any:
         return {str(k): mask(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [mask(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        # The wire carries every number as a double; counts read better as integers.
+        return int(value)
     if isinstance(value, pulumi.Resource):
         return f"<{value._name}>"  # type: ignore[attr-defined]
     return value
@@ -90,7 +104,10 @@ class _PlanMocks(pulumi_mocks.Mocks):
         return placeholder(args.name, "id"), state
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        raise NotImplementedError(f"the offline plan cannot answer the data source {args.token}")
+        answer = CALLS.get(args.token)
+        if answer is None:
+            raise NotImplementedError(f"the offline plan cannot answer the data source {args.token}")
+        return answer(args.args), None
 
 
 def _name_of(res: Any) -> str | None:
