@@ -27,7 +27,9 @@ T = TypeVar("T")
 
 SiteArg = Annotated[
     str,
-    typer.Argument(help="Site name: the stack whose config is Pulumi.<site>.yaml (e.g. jetstream2).", show_default=False),
+    typer.Argument(
+        help="Site name: the stack whose config is Pulumi.<site>.yaml (e.g. jetstream2).", show_default=False
+    ),
 ]
 ProjectDirOpt = Annotated[
     Path | None,

@@ -67,7 +67,9 @@ def problems_from_validation_error(exc: ValidationError, prefix: str = "") -> li
     problems: list[Problem] = []
     for err in exc.errors(include_url=False):
         # Union/discriminator branches add the branch tag to the location; it is not a key the user wrote.
-        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tagged-union")))]
+        loc = [
+            p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tagged-union")))
+        ]
         msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         value = err.get("input")
         if err["type"] == "extra_forbidden":

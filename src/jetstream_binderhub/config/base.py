@@ -12,4 +12,6 @@ class Model(BaseModel):
     give a cluster the user did not ask for.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, use_attribute_docstrings=False)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_default=True, use_attribute_docstrings=False
+    )

@@ -8,7 +8,12 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from jetstream_binderhub.config.base import Model
 from jetstream_binderhub.errors import Problem
-from jetstream_binderhub.naming import DEFAULT_WORKER, RFC1123_LABEL, RFC1123_SUBDOMAIN, node_group_label_value
+from jetstream_binderhub.naming import (
+    DEFAULT_WORKER,
+    RFC1123_LABEL,
+    RFC1123_SUBDOMAIN,
+    node_group_label_value,
+)
 from jetstream_binderhub.profiles import Profile
 
 
@@ -30,6 +35,15 @@ def _rfc1123_subdomain(value: str) -> str:
     return value
 
 
+def _at_least_one_node(value: int) -> int:
+    if value < 1:
+        raise ValueError(
+            "must be at least 1: Magnum's Cluster API driver refuses empty node groups (launchpad magnum #2098002)"
+        )
+    return value
+
+
+MinCount = Annotated[int, AfterValidator(_at_least_one_node)]
 ClusterName = Annotated[str, AfterValidator(_rfc1123_label)]
 GroupName = Annotated[str, AfterValidator(_rfc1123_subdomain)]
 Labels = dict[str, str]
@@ -39,7 +53,8 @@ class ControlPlane(Model):
     """The Kubernetes control plane Magnum runs on its own servers."""
 
     custom_flavor: bool = Field(
-        default=False, description="Allow a flavor that is not in the site profile's catalog (no cost estimate)."
+        default=False,
+        description="Allow a flavor that is not in the site profile's catalog (no cost estimate).",
     )
     flavor: str = Field(default="m3.medium", description="Flavor of each control-plane server.")
     count: int = Field(
@@ -66,12 +81,16 @@ class DefaultWorker(Model):
     size it as a real group (the shipped site runs the hub's core pods on it) rather than leave it idle.
     """
 
-    custom_flavor: bool = Field(default=False, description="Allow a flavor outside the site profile's catalog.")
-    flavor: str = Field(default="m3.quad", description="Flavor of the default-worker nodes.")
-    min_count: int = Field(
-        default=1, ge=1, description="Fewest nodes (Magnum's Cluster API driver refuses empty node groups)."
+    custom_flavor: bool = Field(
+        default=False, description="Allow a flavor outside the site profile's catalog."
     )
-    max_count: int = Field(default=1, ge=1, description="Most nodes the autoscaler may add (equal to min: fixed size).")
+    flavor: str = Field(default="m3.quad", description="Flavor of the default-worker nodes.")
+    min_count: MinCount = Field(
+        default=1, description="Fewest nodes (Magnum's Cluster API driver refuses empty node groups)."
+    )
+    max_count: int = Field(
+        default=1, ge=1, description="Most nodes the autoscaler may add (equal to min: fixed size)."
+    )
     count: int | None = Field(
         default=None,
         ge=1,
@@ -96,7 +115,9 @@ def _check_bounds(min_count: int, max_count: int, count: int | None) -> None:
     if max_count < min_count:
         raise ValueError(f"max_count ({max_count}) must be at least min_count ({min_count})")
     if count is not None and not min_count <= count <= max_count:
-        raise ValueError(f"count ({count}) must lie between min_count ({min_count}) and max_count ({max_count})")
+        raise ValueError(
+            f"count ({count}) must lie between min_count ({min_count}) and max_count ({max_count})"
+        )
 
 
 class NodeGroup(Model):
@@ -108,11 +129,12 @@ class NodeGroup(Model):
             "characters turned into '-'>` (`user-m3.large` -> `user-m3-large`). Changing it REPLACES the group."
         )
     )
-    custom_flavor: bool = Field(default=False, description="Allow a flavor outside the site profile's catalog.")
+    custom_flavor: bool = Field(
+        default=False, description="Allow a flavor outside the site profile's catalog."
+    )
     flavor: str = Field(description="Flavor of this group's nodes. Changing it REPLACES the group.")
-    min_count: int = Field(
+    min_count: MinCount = Field(
         default=1,
-        ge=1,
         description="Fewest nodes. At least 1: Magnum's Cluster API driver refuses empty node groups.",
     )
     max_count: int | None = Field(
@@ -136,7 +158,9 @@ class NodeGroup(Model):
         description="Extra Magnum labels for the group. They do not reach the nodes; changing them REPLACES the group.",
     )
     docker_volume_size_gb: int | None = Field(
-        default=None, ge=1, description="Volume for container images per node, in GB (default: the flavor's disk)."
+        default=None,
+        ge=1,
+        description="Volume for container images per node, in GB (default: the flavor's disk).",
     )
 
     @model_validator(mode="after")
@@ -206,21 +230,28 @@ class ClusterConfig(Model):
         ),
     )
     control_plane: ControlPlane = Field(default_factory=ControlPlane, description="Control-plane servers.")
-    default_worker: DefaultWorker = Field(default_factory=DefaultWorker, description="Magnum's default-worker group.")
+    default_worker: DefaultWorker = Field(
+        default_factory=DefaultWorker, description="Magnum's default-worker group."
+    )
     autoscaling: bool = Field(
         default=True, description="Run the cluster autoscaler (template label `auto_scaling_enabled`)."
     )
     network_driver: Literal["calico", "flannel", "cilium"] = Field(
         default="calico", description="Pod network driver (calico supports Kubernetes network policies)."
     )
-    external_network: str | None = Field(default=None, description="External network (default: the profile's).")
+    external_network: str | None = Field(
+        default=None, description="External network (default: the profile's)."
+    )
     fixed_network: str | None = Field(
         default=None, description="Tenant network to join (default: the profile's, `auto_allocated_network`)."
     )
-    fixed_subnet: str | None = Field(default=None, description="Subnet of fixed_network (default: the profile's).")
+    fixed_subnet: str | None = Field(
+        default=None, description="Subnet of fixed_network (default: the profile's)."
+    )
     keypair: str | None = Field(default=None, description="Nova keypair for SSH to nodes (none by default).")
     api_load_balancer: bool = Field(
-        default=False, description="Put the Kubernetes API behind an Octavia load balancer (`master_lb_enabled`)."
+        default=False,
+        description="Put the Kubernetes API behind an Octavia load balancer (`master_lb_enabled`).",
     )
     floating_ips: bool = Field(
         default=False, description="Give every node a floating IP (off: nodes stay on the tenant network)."
@@ -281,7 +312,9 @@ class ClusterConfig(Model):
 class ClusterStackConfig(Model):
     """Everything the cluster stack reads from its Pulumi config (namespace `jetstream-binderhub`)."""
 
-    profile: str = Field(default="jetstream2", description="Site profile: the cloud's flavors, networks and versions.")
+    profile: str = Field(
+        default="jetstream2", description="Site profile: the cloud's flavors, networks and versions."
+    )
     cluster: ClusterConfig = Field(description="The Magnum cluster.")
 
 
@@ -290,11 +323,22 @@ def profile_problems(cfg: ClusterStackConfig, profile: Profile) -> list[Problem]
     cluster = cfg.cluster
     problems: list[Problem] = []
     flavors: list[tuple[str, str, bool, bool]] = [
-        ("cluster.control_plane.flavor", cluster.control_plane.flavor, cluster.control_plane.custom_flavor, False),
-        ("cluster.default_worker.flavor", cluster.default_worker.flavor, cluster.default_worker.custom_flavor, True),
+        (
+            "cluster.control_plane.flavor",
+            cluster.control_plane.flavor,
+            cluster.control_plane.custom_flavor,
+            False,
+        ),
+        (
+            "cluster.default_worker.flavor",
+            cluster.default_worker.flavor,
+            cluster.default_worker.custom_flavor,
+            True,
+        ),
     ]
     flavors += [
-        (f"cluster.node_groups[{i}].flavor", g.flavor, g.custom_flavor, True) for i, g in enumerate(cluster.node_groups)
+        (f"cluster.node_groups[{i}].flavor", g.flavor, g.custom_flavor, True)
+        for i, g in enumerate(cluster.node_groups)
     ]
     for key, name, custom, node in flavors:
         if not custom and (why := profile.flavor_problem(name, node=node)):
@@ -321,7 +365,9 @@ def profile_problems(cfg: ClusterStackConfig, profile: Profile) -> list[Problem]
         for key in ("image", "kube_tag", "capi_helm_chart_version"):
             if getattr(cluster, key) is not None:
                 problems.append(
-                    Problem(f"cluster.{key}", "cannot be set with existing_template_id: the template decides it")
+                    Problem(
+                        f"cluster.{key}", "cannot be set with existing_template_id: the template decides it"
+                    )
                 )
     return problems
 

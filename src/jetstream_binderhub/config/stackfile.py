@@ -49,8 +49,7 @@ class StackFile:
         import json
 
         return {
-            key: value if isinstance(value, str) else json.dumps(value)
-            for key, value in self.values.items()
+            key: value if isinstance(value, str) else json.dumps(value) for key, value in self.values.items()
         }
 
 

@@ -68,7 +68,9 @@ def template_spec(cfg: ClusterConfig) -> dict[str, object]:
 def template_name(cfg: ClusterConfig) -> str:
     """Deterministic and content-derived: any change to the template gives a new name, so Pulumi can
     create the new template before deleting the old one (Magnum refuses to edit a template in use)."""
-    return f"{cfg.name}-{cfg.kube_tag}-capi-{cfg.capi_helm_chart_version}-{content_digest(template_spec(cfg))}"
+    return (
+        f"{cfg.name}-{cfg.kube_tag}-capi-{cfg.capi_helm_chart_version}-{content_digest(template_spec(cfg))}"
+    )
 
 
 class MagnumCluster(pulumi.ComponentResource):
@@ -80,7 +82,9 @@ class MagnumCluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     node_group_labels: pulumi.Output[dict[str, str]]
 
-    def __init__(self, name: str, args: MagnumClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: MagnumClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
         cfg = args.config
 

@@ -32,5 +32,9 @@ def estimate(cluster: ClusterConfig, profile: Profile) -> CostEstimate:
         else:
             low += rate * lo
             high += rate * hi
-        lines.append(CostLine(group=group, flavor=flavor_name, min_count=lo, max_count=hi, su_per_hour_each=rate))
-    return CostEstimate(unit=profile.su_unit, lines=lines, min_per_hour=low, max_per_hour=high, unpriced=unpriced)
+        lines.append(
+            CostLine(group=group, flavor=flavor_name, min_count=lo, max_count=hi, su_per_hour_each=rate)
+        )
+    return CostEstimate(
+        unit=profile.su_unit, lines=lines, min_per_hour=low, max_per_hour=high, unpriced=unpriced
+    )

@@ -41,9 +41,13 @@ class LayerPlan(_Out):
 
     def resource(self, type_suffix: str, name: str | None = None) -> PlannedResource:
         """The one resource whose type ends with `type_suffix` (and has `name`, when given)."""
-        found = [r for r in self.resources if r.type.endswith(type_suffix) and (name is None or r.name == name)]
+        found = [
+            r for r in self.resources if r.type.endswith(type_suffix) and (name is None or r.name == name)
+        ]
         if len(found) != 1:
-            raise LookupError(f"expected one {type_suffix} {name or ''} in layer {self.layer}, found {len(found)}")
+            raise LookupError(
+                f"expected one {type_suffix} {name or ''} in layer {self.layer}, found {len(found)}"
+            )
         return found[0]
 
 

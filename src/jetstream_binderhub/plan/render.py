@@ -88,7 +88,9 @@ def render_text(plan: Plan) -> str:
     out.append(f"    {'group':<24} {'flavor':<12} {'min':>4} {'max':>4} {unit + '/h each':>10}")
     for line in cost.lines:
         rate = f"{line.su_per_hour_each:g}" if line.su_per_hour_each is not None else "custom"
-        out.append(f"    {line.group:<24} {line.flavor:<12} {line.min_count:>4} {line.max_count:>4} {rate:>10}")
+        out.append(
+            f"    {line.group:<24} {line.flavor:<12} {line.min_count:>4} {line.max_count:>4} {rate:>10}"
+        )
     out.append(
         f"  at minimum size {cost.min_per_hour:g} {unit}/h (about {cost.min_per_year:,.0f} {unit} a year); "
         f"at maximum size {cost.max_per_hour:g} {unit}/h"

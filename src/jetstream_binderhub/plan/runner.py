@@ -80,10 +80,13 @@ def mask(value: Any) -> Any:
 
 
 class _PlanMocks(pulumi_mocks.Mocks):
-    def __init__(self, stack_outputs: Mapping[str, Mapping[str, Any]], secret_outputs: Mapping[str, list[str]]):
+    def __init__(
+        self, stack_outputs: Mapping[str, Mapping[str, Any]], secret_outputs: Mapping[str, list[str]]
+    ):
         self.stack_outputs = stack_outputs
         self.secret_outputs = secret_outputs
         self.inputs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.options: dict[tuple[str, str], dict[str, Any]] = {}
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         self.inputs[(args.typ, args.name)] = {_snake(k): mask(v) for k, v in args.inputs.items()}
@@ -101,7 +104,17 @@ class _PlanMocks(pulumi_mocks.Mocks):
         computed = COMPUTED.get(args.typ)
         if computed is not None:
             state.update(computed(args.name, args.inputs))
-        return placeholder(args.name, "id"), state
+        return self._id(args), state
+
+    def _id(self, args: pulumi_mocks.MockResourceArgs) -> str:
+        # A resource replaced on any change gets a new id with each new content; naming that content in the
+        # placeholder lets a plan show that whatever references it (a cluster's template id) moves too.
+        if (
+            self.options.get((args.typ, args.name), {}).get("replace_on_changes") == ["*"]
+            and "name" in args.inputs
+        ):
+            return f"<{args.name}.id of {args.inputs['name']}>"
+        return placeholder(args.name, "id")
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         answer = CALLS.get(args.token)
@@ -139,7 +152,13 @@ def _options(opts: pulumi.ResourceOptions | None) -> dict[str, Any]:
     timeouts = opts.custom_timeouts
     if timeouts is not None:
         out["custom_timeouts"] = {
-            k: v for k, v in (("create", timeouts.create), ("update", timeouts.update), ("delete", timeouts.delete)) if v
+            k: v
+            for k, v in (
+                ("create", timeouts.create),
+                ("update", timeouts.update),
+                ("delete", timeouts.delete),
+            )
+            if v
         }
     return out
 
@@ -186,8 +205,11 @@ def _run(
 
     def capture(args: pulumi.ResourceTransformationArgs) -> None:
         custom = isinstance(args.resource, pulumi.CustomResource)
-        order.append((args.type_, args.name, _name_of(args.opts.parent) if args.opts else None, custom,
-                      _options(args.opts)))
+        options = _options(args.opts)
+        mocks.options[(args.type_, args.name)] = options
+        order.append(
+            (args.type_, args.name, _name_of(args.opts.parent) if args.opts else None, custom, options)
+        )
         return None
 
     pulumi.runtime.register_stack_transformation(capture)
@@ -213,4 +235,6 @@ def _run(
         )
         for type_, name, parent, custom, options in order
     ]
-    return LayerPlan(layer=layer, project=project, stack=stack, resources=resources, outputs=outputs), raw_outputs
+    return LayerPlan(
+        layer=layer, project=project, stack=stack, resources=resources, outputs=outputs
+    ), raw_outputs

@@ -24,8 +24,12 @@ def hub_stack_path(project_dir: Path, site: str) -> Path:
 def load_cluster_file(project_dir: Path, site: str) -> tuple[StackFile, ClusterStackConfig]:
     path = cluster_stack_path(project_dir, site)
     if not path.is_file():
-        sites = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in project_dir.glob("Pulumi.*.yaml"))
-        raise SiteNotFound(f"no site {site!r}: {path} does not exist (sites here: {', '.join(sites) or 'none'})")
+        sites = sorted(
+            p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in project_dir.glob("Pulumi.*.yaml")
+        )
+        raise SiteNotFound(
+            f"no site {site!r}: {path} does not exist (sites here: {', '.join(sites) or 'none'})"
+        )
     stack_file = read_stack_file(path)
     return stack_file, parse_cluster_stack(stack_file.namespace(CLUSTER_PROJECT), source=str(path))
 

@@ -25,9 +25,12 @@ class Flavor(_Frozen):
     disk_gb: int = Field(ge=0, description="Local root disk in GB.")
     su_per_hour: float = Field(ge=0, description="Allocation units charged per hour while the server exists.")
     resource: Literal["cpu", "large-memory", "gpu"] = Field(
-        default="cpu", description="Which allocation the flavor draws on (a separate ACCESS resource on Jetstream2)."
+        default="cpu",
+        description="Which allocation the flavor draws on (a separate ACCESS resource on Jetstream2).",
     )
-    gpu_fraction: float = Field(default=0.0, ge=0, le=8, description="GPUs per server (a fraction for vGPU slices).")
+    gpu_fraction: float = Field(
+        default=0.0, ge=0, le=8, description="GPUs per server (a fraction for vGPU slices)."
+    )
     on_request: bool = Field(default=False, description="Only available after asking the cloud's operators.")
 
 
@@ -36,9 +39,13 @@ class Profile(_Frozen):
 
     name: str = Field(description="Profile name, used as `profile:` in a site's config.")
     description: str = Field(description="One line for humans.")
-    external_network: str = Field(description="External (provider) network name or id for the cluster's router.")
+    external_network: str = Field(
+        description="External (provider) network name or id for the cluster's router."
+    )
     fixed_network: str | None = Field(description="Tenant network new clusters join by default.")
-    fixed_subnet: str | None = Field(default=None, description="Subnet of `fixed_network`, when it has several.")
+    fixed_subnet: str | None = Field(
+        default=None, description="Subnet of `fixed_network`, when it has several."
+    )
     capi_helm_chart_version: str = Field(
         description="The `capi_helm_chart_version` label of the cloud's own templates; autoscaling needs a match."
     )
@@ -46,10 +53,13 @@ class Profile(_Frozen):
     default_kube_tag: str = Field(description="Kubernetes version inside `default_image`.")
     network_drivers: tuple[str, ...] = Field(description="Network drivers the cloud's Magnum supports.")
     dns_zone_pattern: str | None = Field(
-        default=None, description="Designate zone of a project; `{allocation}` is replaced by the allocation id."
+        default=None,
+        description="Designate zone of a project; `{allocation}` is replaced by the allocation id.",
     )
     su_unit: str = Field(default="SU", description="Name of the allocation unit in cost estimates.")
-    minimum_node_vcpus: int = Field(ge=1, description="Smallest vCPU count the Magnum driver accepts for a node.")
+    minimum_node_vcpus: int = Field(
+        ge=1, description="Smallest vCPU count the Magnum driver accepts for a node."
+    )
     minimum_node_ram_mb: int = Field(ge=1, description="Smallest RAM the Magnum driver accepts for a node.")
     flavors: tuple[Flavor, ...] = Field(description="The flavor catalog.")
 
@@ -65,7 +75,9 @@ class Profile(_Frozen):
                 f"unknown flavor {name!r} for site profile {self.name!r} (known: {known}); "
                 "set custom_flavor: true to use a flavor outside the catalog"
             )
-        if node and (flavor.vcpus < self.minimum_node_vcpus or flavor.ram_gb * 1024 < self.minimum_node_ram_mb):
+        if node and (
+            flavor.vcpus < self.minimum_node_vcpus or flavor.ram_gb * 1024 < self.minimum_node_ram_mb
+        ):
             return (
                 f"flavor {name!r} has {flavor.vcpus} vCPU / {flavor.ram_gb:g} GB; the Magnum Cluster API driver "
                 f"refuses nodes below {self.minimum_node_vcpus} vCPUs and {self.minimum_node_ram_mb} MB"
@@ -76,7 +88,7 @@ class Profile(_Frozen):
 def available_profiles() -> list[str]:
     return sorted(
         p.name.removesuffix(".yaml")
-        for p in resources.files(__package__).iterdir()
+        for p in resources.files(__name__).iterdir()
         if p.name.endswith(".yaml")
     )
 
@@ -86,9 +98,13 @@ def load_profile(name: str) -> Profile:
     """The named profile shipped with the package; a ConfigError names the `profile` key when unknown."""
     if name not in available_profiles():
         raise ConfigError(
-            [Problem("profile", f"unknown site profile {name!r} (available: {', '.join(available_profiles())})")]
+            [
+                Problem(
+                    "profile", f"unknown site profile {name!r} (available: {', '.join(available_profiles())})"
+                )
+            ]
         )
-    raw = yaml.safe_load(resources.files(__package__).joinpath(f"{name}.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load(resources.files(__name__).joinpath(f"{name}.yaml").read_text(encoding="utf-8"))
     try:
         return Profile.model_validate(raw)
     except ValidationError as exc:  # a broken shipped profile is a bug, but say where
