@@ -101,3 +101,34 @@ def test_help_does_not_import_pulumi() -> None:
     code = "import sys; from jetstream_binderhub.cli import app; print('pulumi' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "False"
+
+
+def test_plaintext_openstack_secret_in_site_file_is_refused(site_dir: Callable[..., Path]) -> None:
+    root = site_dir(
+        raw=(
+            "config:\n"
+            "  openstack:applicationCredentialSecret: s3cr3t-app-cred\n"
+            "  jetstream-binderhub:cluster:\n"
+            "    name: pythia\n"
+        )
+    )
+    result = runner.invoke(app, ["plan", "jetstream2", "-C", str(root)])
+    assert result.exit_code == 2
+    assert "openstack:applicationCredentialSecret: is a credential stored in plain text" in result.output
+    assert "s3cr3t-app-cred" not in result.output
+
+
+def test_encrypted_openstack_secret_is_accepted_and_never_shown(site_dir: Callable[..., Path]) -> None:
+    root = site_dir(
+        raw=(
+            "encryptionsalt: v1:abc\n"
+            "config:\n"
+            "  openstack:applicationCredentialSecret:\n"
+            "    secure: v1:ZmFrZS1jaXBoZXJ0ZXh0\n"
+            "  jetstream-binderhub:cluster:\n"
+            "    name: pythia\n"
+        )
+    )
+    result = runner.invoke(app, ["plan", "jetstream2", "--json", "-C", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "ZmFrZS1jaXBoZXJ0ZXh0" not in result.output

@@ -231,3 +231,22 @@ def test_existing_template_is_referenced_not_managed(
 def test_bad_config_stops_the_program_with_the_key(plan_cluster: PlanCluster) -> None:
     with pytest.raises(Exception, match=r"cluster\.control_plane\.count: must be odd"):
         plan_cluster({"cluster": {"name": "x", "control_plane": {"count": 2}}})
+
+
+def test_program_refuses_plaintext_provider_credentials() -> None:
+    """Under `pulumi up` the stack file is read by the engine, not by us: the program checks too."""
+    from jetstream_binderhub.infra.program import cluster_program
+    from jetstream_binderhub.plan.runner import run_layer
+
+    config = {"jetstream-binderhub:cluster": '{"name": "x"}', "openstack:applicationCredentialSecret": "plain"}
+    with pytest.raises(Exception, match="openstack:applicationCredentialSecret: is a credential stored in plain"):
+        run_layer(cluster_program, layer="cluster", project="jetstream-binderhub", stack="s", config=config)
+    layer, _ = run_layer(
+        cluster_program,
+        layer="cluster",
+        project="jetstream-binderhub",
+        stack="s",
+        config=config,
+        secret_keys=["openstack:applicationCredentialSecret"],
+    )
+    assert layer.resource(CLUSTER).inputs["name"] == "x"

@@ -7,7 +7,7 @@ decrypt: a secure value becomes :data:`SECRET_PLACEHOLDER` and its key is rememb
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,27 @@ HUB_PROJECT = "jetstream-binderhub-hub"
 HUB_PROJECT_DIR = "binderhub"
 
 SECRET_PLACEHOLDER = "[secret]"
+
+SENSITIVE_PROVIDER_KEYS = (
+    "openstack:applicationCredentialSecret",
+    "openstack:password",
+    "openstack:token",
+    "openstack:key",
+)
+"""Provider settings that are credentials. They belong in the user's environment (`OS_CLOUD` or `OS_*`);
+if they are put in a stack file at all, only as Pulumi secrets, since the SDK does not mark them."""
+
+
+def plaintext_credential_problems(keys: Iterable[str], secret_keys: Collection[str]) -> list[Problem]:
+    return [
+        Problem(
+            key,
+            "is a credential stored in plain text; remove it and use OS_CLOUD / OS_* variables, or set it with "
+            f"`pulumi config set --secret {key}`",
+        )
+        for key in keys
+        if key in SENSITIVE_PROVIDER_KEYS and key not in secret_keys
+    ]
 
 
 @dataclass(frozen=True)
@@ -93,6 +114,8 @@ def read_stack_file(path: Path) -> StackFile:
         values[key], secret = _replace_secure(raw)
         if secret:
             secret_keys.add(key)
+    if problems := plaintext_credential_problems(values, secret_keys):
+        raise ConfigError(problems, source=str(path))
     return StackFile(
         path=path,
         values=values,

@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+from pulumi.runtime.config import is_config_secret
 
 from jetstream_binderhub.config.cluster import ClusterStackConfig
 from jetstream_binderhub.config.load import CLUSTER_KEYS, parse_cluster_stack
-from jetstream_binderhub.config.stackfile import CLUSTER_PROJECT
+from jetstream_binderhub.config.stackfile import (
+    CLUSTER_PROJECT,
+    SENSITIVE_PROVIDER_KEYS,
+    plaintext_credential_problems,
+)
 from jetstream_binderhub.errors import ConfigError
 from jetstream_binderhub.infra.magnum import MagnumCluster, MagnumClusterArgs
 
@@ -22,6 +27,16 @@ def read_cluster_config() -> ClusterStackConfig:
         if value is not None:
             raw[key] = value
     try:
+        problems = plaintext_credential_problems(
+            [
+                k
+                for k in SENSITIVE_PROVIDER_KEYS
+                if pulumi.Config("openstack").get(k.split(":")[1]) is not None
+            ],
+            [k for k in SENSITIVE_PROVIDER_KEYS if is_config_secret(k)],
+        )
+        if problems:
+            raise ConfigError(problems, source=f"stack {pulumi.get_stack()}")
         return parse_cluster_stack(raw, source=f"stack {pulumi.get_stack()}")
     except ConfigError as exc:
         # RunError prints the message without a Python traceback.
