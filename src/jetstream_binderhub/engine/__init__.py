@@ -1,0 +1,29 @@
+"""What Pulumi's engine says a preview or update would change, rendered for review and checked for safety.
+
+Pure library: no CLI, no Pulumi CLI. :mod:`.changes` folds engine events into a typed model,
+:mod:`.markdown` renders it as a pull-request comment, :mod:`.guard` refuses dangerous applies.
+"""
+
+from jetstream_binderhub.engine.changes import (
+    ChangeCollector,
+    ChangeOp,
+    Diagnostic,
+    EventStreamError,
+    LayerChanges,
+    ResourceChange,
+    ValueChange,
+    changes_from_events,
+    read_event_log,
+)
+
+__all__ = [
+    "ChangeCollector",
+    "ChangeOp",
+    "Diagnostic",
+    "EventStreamError",
+    "LayerChanges",
+    "ResourceChange",
+    "ValueChange",
+    "changes_from_events",
+    "read_event_log",
+]
