@@ -15,8 +15,10 @@ from jetstream_binderhub.engine.changes import (
     changes_from_events,
     read_event_log,
 )
+from jetstream_binderhub.engine.markdown import COMMENT_LIMIT, marker, render_markdown
 
 __all__ = [
+    "COMMENT_LIMIT",
     "ChangeCollector",
     "ChangeOp",
     "Diagnostic",
@@ -25,5 +27,7 @@ __all__ = [
     "ResourceChange",
     "ValueChange",
     "changes_from_events",
+    "marker",
     "read_event_log",
+    "render_markdown",
 ]

@@ -40,6 +40,7 @@ SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 SECRET_PLACEHOLDER = "[secret]"
 UNKNOWN_VALUE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 """What the engine sends for an input that is only known after apply."""
+UNKNOWN_DISPLAY = "(known after apply)"
 
 MAX_VALUE_CHARS = 40
 """Longer values are left out of the diff: reviewers want short scalars (flavors, versions, counts)."""
@@ -310,7 +311,7 @@ def _render(value: Any) -> str | _Hidden:
     if isinstance(value, _Hidden):
         return value
     if value == UNKNOWN_VALUE:
-        return "(known after apply)"
+        return UNKNOWN_DISPLAY
     if isinstance(value, bool) or value is None:
         return json.dumps(value)
     if isinstance(value, float) and value.is_integer():
