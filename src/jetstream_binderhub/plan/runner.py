@@ -120,7 +120,8 @@ class _PlanMocks(pulumi_mocks.Mocks):
         answer = CALLS.get(args.token)
         if answer is None:
             raise NotImplementedError(f"the offline plan cannot answer the data source {args.token}")
-        return answer(args.args), None
+        # The mock monitor iterates the failures list; None would crash it.
+        return answer(args.args), []
 
 
 def _name_of(res: Any) -> str | None:
