@@ -174,6 +174,54 @@ def test_secret_values_never_enter_the_model() -> None:
     )
 
 
+def _step(op: str, urn: str, **metadata: Any) -> dict[str, Any]:
+    return {
+        "sequence": 0,
+        "timestamp": 0,
+        "resourcePreEvent": {"metadata": {"op": op, "urn": urn, **metadata}},
+    }
+
+
+def test_the_secret_placeholder_is_treated_as_a_secret_not_as_a_value() -> None:
+    urn = "urn:pulumi:pythia::jetstream-binderhub-hub::kubernetes:core/v1:Secret::hub-token"
+    old = {"type": "kubernetes:core/v1:Secret", "urn": urn, "inputs": {"data": "[secret]", "type": "Opaque"}}
+    new = {
+        "type": "kubernetes:core/v1:Secret",
+        "urn": urn,
+        "inputs": {"data": "[secret]", "type": "kubernetes.io/tls"},
+    }
+    diff = {
+        "data.token": {"diffKind": "update", "inputDiff": True},
+        "type": {"diffKind": "update", "inputDiff": True},
+    }
+
+    change = changes_from_events("hub", [_step("update", urn, old=old, new=new, detailedDiff=diff)]).changes[
+        0
+    ]
+
+    assert change.secret_keys == ["data.token"]
+    assert change.values == {"type": ValueChange(old="Opaque", new="kubernetes.io/tls")}
+
+
+def test_stack_and_provider_plumbing_is_not_reported_unless_a_provider_is_replaced() -> None:
+    def urn(type_: str, name: str) -> str:
+        return f"urn:pulumi:pythia::jetstream-binderhub::{type_}::{name}"
+
+    events = [
+        _step("create", urn("pulumi:pulumi:Stack", "jetstream-binderhub-pythia")),
+        _step("create", urn("pulumi:providers:openstack", "default_5_6_0")),
+        _step("update", urn("pulumi:providers:kubernetes", "k8s"), diffs=["version"]),
+        _step("delete", urn("pulumi:providers:openstack", "default_5_5_3")),
+        _step("same", urn("pulumi:providers:random", "default_4_21_4")),
+        _step("create", urn("random:index/randomPassword:RandomPassword", "hub-secret")),
+    ]
+
+    layer = changes_from_events("cluster", events)
+
+    assert [c.name for c in layer.changes] == ["hub-secret"]
+    assert layer.counts[ChangeOp.SAME] == 0
+
+
 def test_diagnostics_are_kept_without_colour_codes() -> None:
     hub = read_event_log(EVENTS / "hub_update.jsonl", layer="hub")
 

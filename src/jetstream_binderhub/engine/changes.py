@@ -110,6 +110,8 @@ def type_from_urn(urn: str) -> str:
 
 
 class ResourceChange(_Frozen):
+    """What happens to one resource (one URN), however many engine steps that takes."""
+
     layer: str
     urn: str
     type: str = Field(default="", description="Pulumi type token; taken from the URN when empty.")
@@ -154,6 +156,8 @@ class ResourceChange(_Frozen):
 
 
 class Diagnostic(_Frozen):
+    """An error or warning the engine, a provider or the program reported."""
+
     severity: Literal["error", "warning"]
     message: str = Field(description="Colour stripped; may span lines.")
     urn: str | None = None
@@ -346,7 +350,6 @@ def _value_change(
 
 # --- folding engine steps into one change per resource ---------------------------------------------
 
-_REPLACE_STEPS = {"replace", "create-replacement", "delete-replaced", "import-replacement"}
 _IGNORED_STEPS = {
     "read",
     "read-replacement",

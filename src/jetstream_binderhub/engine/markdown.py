@@ -273,19 +273,21 @@ def render_markdown(
     if comment_length(text) <= max_chars:
         return text
 
-    def note(kept: int) -> list[str]:
+    def note(kept: int, diags_cut: bool = False) -> list[str]:
         cut = len(entries) - kept
         listed = f"{_plural(cut, 'resource')} of {len(entries):,} not listed; " if cut else ""
+        diags = "errors and warnings, " if diags_cut else ""
         return [
             f"> ✂️ Trimmed to stay under GitHub's {COMMENT_LIMIT:,}-character comment limit: {listed}"
-            "old → new values and long key lists left out. The workflow log has the full preview.",
+            f"{diags}old → new values and long key lists left out. The workflow log has everything.",
             "",
         ]
 
     # Greedy by priority: the dangerous lines are kept first, and each layer lists them first.
     priority = sorted(everything, key=lambda i: entries[i].order)
     for diags in (diagnostics, []):
-        base = comment_length(compose(set(), True, diags, note(0)))
+        cut_diags = bool(diagnostics) and not diags
+        base = comment_length(compose(set(), True, diags, note(0, cut_diags)))
         budget = max_chars - base
         keep: set[int] = set()
         for i in priority:
@@ -294,12 +296,12 @@ def render_markdown(
                 break
             keep.add(i)
             budget -= cost
-        text = compose(keep, True, diags, note(len(keep)))
+        text = compose(keep, True, diags, note(len(keep), cut_diags))
         # "more resources" lines and the note's numbers change with the selection; shed until it fits.
         while comment_length(text) > max_chars and keep:
             for i in sorted(keep, key=lambda i: entries[i].order)[-max(1, len(keep) // 20) :]:
                 keep.discard(i)
-            text = compose(keep, True, diags, note(len(keep)))
+            text = compose(keep, True, diags, note(len(keep), cut_diags))
         if comment_length(text) <= max_chars:
             return text
     raise ValueError(f"even the summary of {len(layers)} layers does not fit in {max_chars} characters")
