@@ -15,18 +15,23 @@ from jetstream_binderhub.engine.changes import (
     changes_from_events,
     read_event_log,
 )
+from jetstream_binderhub.engine.guard import Danger, GuardRefused, check, find_dangerous
 from jetstream_binderhub.engine.markdown import COMMENT_LIMIT, marker, render_markdown
 
 __all__ = [
     "COMMENT_LIMIT",
     "ChangeCollector",
     "ChangeOp",
+    "Danger",
     "Diagnostic",
     "EventStreamError",
+    "GuardRefused",
     "LayerChanges",
     "ResourceChange",
     "ValueChange",
     "changes_from_events",
+    "check",
+    "find_dangerous",
     "marker",
     "read_event_log",
     "render_markdown",

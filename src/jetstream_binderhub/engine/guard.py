@@ -1,0 +1,231 @@
+"""The last check before `up` applies: refuse to lose the Magnum cluster, a node group or a template in use.
+
+Replacing the cluster destroys every user's hub and all in-cluster state; replacing a node group kills
+every pod on it at once; deleting a template fails (Magnum refuses while a cluster uses it) or strands
+the cluster. The project's own template replacement creates the new template first and moves the
+cluster to it through an in-place upgrade, so that one is safe and passes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence, Set
+from dataclasses import dataclass
+
+from jetstream_binderhub.engine.changes import ChangeOp, LayerChanges, ResourceChange
+from jetstream_binderhub.errors import JetstreamBinderHubError
+
+CLUSTER_TYPE = "openstack:containerinfra/cluster:Cluster"
+NODE_GROUP_TYPE = "openstack:containerinfra/nodeGroup:NodeGroup"
+TEMPLATE_TYPE = "openstack:containerinfra/clusterTemplate:ClusterTemplate"
+
+ALLOW_FLAG = "--allow-replace"
+
+_CLUSTER_KEYS = {
+    "master_flavor": "cluster.control_plane.flavor",
+    "master_count": "cluster.control_plane.count",
+    "flavor": "cluster.default_worker.flavor",
+    "name": "cluster.name",
+    "keypair": "cluster.keypair",
+    "fixed_network": "cluster.fixed_network",
+    "fixed_subnet": "cluster.fixed_subnet",
+    "floating_ip_enabled": "cluster.floating_ips",
+    "master_lb_enabled": "cluster.api_load_balancer",
+    "docker_volume_size": "cluster.docker_volume_size_gb",
+    "labels": "the cluster's labels (keep them on the template: cluster.extra_labels)",
+}
+"""Provider property of a Magnum cluster -> the configuration key that sets it."""
+
+_NODE_GROUP_KEYS = {
+    "name": "name",
+    "flavor_id": "flavor",
+    "labels": "labels",
+    "role": "role",
+    "docker_volume_size": "docker_volume_size_gb",
+}
+"""Provider property of a node group -> the key of its entry under cluster.node_groups."""
+
+
+@dataclass(frozen=True)
+class Danger:
+    """One change the guard refuses unless the user names it with --allow-replace."""
+
+    layer: str
+    urn: str
+    type: str
+    name: str
+    op: ChangeOp
+    causes: tuple[str, ...]
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class GuardRefused(JetstreamBinderHubError):
+    """`up` would destroy something users depend on; nothing has been applied."""
+
+    exit_code = 3
+
+    def __init__(self, dangers: Sequence[Danger]) -> None:
+        self.dangers = list(dangers)
+        super().__init__(
+            f"refusing to apply {len(self.dangers)} dangerous change(s):\n"
+            + "\n".join(f"  {d.message}" for d in self.dangers)
+        )
+
+    def lines(self) -> list[str]:
+        return [d.message for d in self.dangers]
+
+
+def _snake(key: str) -> str:
+    # The engine names properties as the provider schema does (masterFlavor); the offline plan uses the
+    # Python names (master_flavor). Both must find the same configuration key.
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
+
+
+def _top(path: str) -> str:
+    return _snake(re.split(r"[.\[]", path, maxsplit=1)[0])
+
+
+def _causes(change: ResourceChange) -> str:
+    if not change.replace_causes:
+        return "a change the engine did not attribute to a property"
+    return ", ".join(change.replace_causes[:5]) + (" and more" if len(change.replace_causes) > 5 else "")
+
+
+def _config_keys(change: ResourceChange, table: dict[str, str], prefix: str = "") -> str:
+    keys = dict.fromkeys(prefix + table.get(_top(c), c) for c in change.replace_causes)
+    return ", ".join(keys) or "the change"
+
+
+def _group(change: ResourceChange) -> str:
+    # Logical names are `<component>-nodegroup-<group>` (infra/magnum.py).
+    return change.name.split("-nodegroup-", 1)[1] if "-nodegroup-" in change.name else change.name
+
+
+def _allow(change: ResourceChange) -> str:
+    return f"{ALLOW_FLAG} {change.name}"
+
+
+def _cluster_message(change: ResourceChange) -> str:
+    what = f"{change.layer}: Magnum cluster {change.name}"
+    if change.op is ChangeOp.DELETE:
+        return (
+            f"{what} would be DELETED: every user's hub and all in-cluster state go with it. Put it back in the "
+            "configuration (a renamed cluster or component is a delete plus a create), or pass "
+            f"{_allow(change)} if removing the cluster is intended."
+        )
+    return (
+        f"{what} would be REPLACED because {_causes(change)} forces a new cluster: every node, every user's "
+        f"hub and all in-cluster state are destroyed and rebuilt. Revert {_config_keys(change, _CLUSTER_KEYS)}, "
+        f"or pass {_allow(change)} if losing every user's hub is intended."
+    )
+
+
+def _node_group_message(change: ResourceChange) -> str:
+    group = _group(change)
+    what = f"{change.layer}: node group {change.name}"
+    if change.op is ChangeOp.DELETE:
+        return (
+            f"{what} would be DELETED: its nodes and every pod on them go at once. If group {group} left "
+            f"cluster.node_groups by mistake (or was renamed), put it back; otherwise pass {_allow(change)}."
+        )
+    keys = _config_keys(change, _NODE_GROUP_KEYS, prefix=f"cluster.node_groups[{group}].")
+    return (
+        f"{what} would be REPLACED because {_causes(change)} forces a new group (flavor, labels, image_id, "
+        "role and name all do): every pod on it is killed at once. "
+        f"Revert {keys}; to upgrade a group's Kubernetes use `openstack coe cluster upgrade --nodegroup "
+        f"{group} <cluster> <template>` (rolling) instead; or pass {_allow(change)} if killing its pods is "
+        "intended."
+    )
+
+
+def _template_message(change: ResourceChange) -> str | None:
+    what = f"{change.layer}: cluster template {change.name}"
+    if change.op is ChangeOp.DELETE:
+        return (
+            f"{what} would be DELETED while the cluster may still use it: Magnum refuses, and the update "
+            "stops half-way. If the cluster moves to cluster.existing_template_id in this same update (the "
+            f"old template is deleted last), pass {_allow(change)}."
+        )
+    if change.delete_before_replace is False:
+        # Created first: the cluster moves to the new template in place, then the old one is deleted.
+        return None
+    if change.delete_before_replace is None:
+        return (
+            f"{what} would be REPLACED (because {_causes(change)}) but the events do not show whether the new "
+            "template is created before the old one is deleted; rerun the preview with the complete event "
+            f"stream, or pass {_allow(change)}."
+        )
+    return (
+        f"{what} would be deleted BEFORE its replacement exists (because {_causes(change)}): Magnum "
+        "refuses to delete a template a cluster uses, and Pulumi then re-creates whatever depends on it. "
+        "Keep delete_before_replace=False on the template (infra/magnum.py) so the new one is created first, "
+        f"or pass {_allow(change)}."
+    )
+
+
+def _message(change: ResourceChange) -> str | None:
+    if change.op not in (ChangeOp.REPLACE, ChangeOp.DELETE):
+        return None
+    if change.type == CLUSTER_TYPE:
+        return _cluster_message(change)
+    if change.type == NODE_GROUP_TYPE:
+        return _node_group_message(change)
+    if change.type == TEMPLATE_TYPE:
+        return _template_message(change)
+    return None
+
+
+def find_dangerous(layers: Sequence[LayerChanges], allow: Set[str] = frozenset()) -> list[Danger]:
+    """Every replacement or deletion the guard refuses, except those `allow` names.
+
+    `allow` holds what the user passed with --allow-replace: a resource's logical name or its URN.
+    A layer whose event stream lost replace or delete steps is refused as a whole (the missing step may
+    be the cluster); pass ``<layer>:incomplete`` to accept that.
+    """
+    dangers: list[Danger] = []
+    for layer in layers:
+        lost = {op: n for op, n in layer.missing.items() if op in ("replace", "delete")}
+        token = f"{layer.layer}:incomplete"
+        if lost and token not in allow:
+            counts = ", ".join(f"{n} {op}" for op, n in sorted(lost.items()))
+            dangers.append(
+                Danger(
+                    layer=layer.layer,
+                    urn="",
+                    type="",
+                    name=token,
+                    op=ChangeOp.REPLACE if "replace" in lost else ChangeOp.DELETE,
+                    causes=(),
+                    message=(
+                        f"{layer.layer}: the engine counted {counts} step(s) that never arrived as events, so a "
+                        f"cluster replacement could be hidden; rerun the preview, or pass {ALLOW_FLAG} {token}."
+                    ),
+                )
+            )
+        for change in layer.changes:
+            if change.name in allow or change.urn in allow:
+                continue
+            message = _message(change)
+            if message is not None:
+                dangers.append(
+                    Danger(
+                        layer=layer.layer,
+                        urn=change.urn,
+                        type=change.type,
+                        name=change.name,
+                        op=change.op,
+                        causes=tuple(change.replace_causes),
+                        message=message,
+                    )
+                )
+    return dangers
+
+
+def check(layers: Sequence[LayerChanges], allow: Set[str] = frozenset()) -> None:
+    """Raise GuardRefused when :func:`find_dangerous` finds anything."""
+    dangers = find_dangerous(layers, allow)
+    if dangers:
+        raise GuardRefused(dangers)

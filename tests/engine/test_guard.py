@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jetstream_binderhub.engine.changes import (
+    ChangeOp,
+    LayerChanges,
+    ResourceChange,
+    changes_from_events,
+    read_event_log,
+)
+from jetstream_binderhub.engine.guard import (
+    CLUSTER_TYPE,
+    NODE_GROUP_TYPE,
+    GuardRefused,
+    check,
+    find_dangerous,
+)
+from jetstream_binderhub.errors import JetstreamBinderHubError
+
+EVENTS = Path(__file__).parent / "events"
+CLUSTER_URN = (
+    "urn:pulumi:pythia::jetstream-binderhub::jetstream-binderhub:infra:MagnumCluster"
+    "$openstack:containerinfra/cluster:Cluster::pythia-cluster"
+)
+
+
+def layer(fixture: str) -> LayerChanges:
+    return read_event_log(EVENTS / fixture, layer="cluster")
+
+
+def test_cluster_replacement_is_refused_naming_resource_property_and_the_way_out() -> None:
+    # The template's create-first replacement in the same preview is safe and not reported.
+    dangers = find_dangerous([layer("cluster_replace.jsonl")], set())
+
+    assert [(d.name, d.op) for d in dangers] == [("pythia-cluster", ChangeOp.REPLACE)]
+    danger = dangers[0]
+    assert danger.urn == CLUSTER_URN
+    assert danger.causes == ("masterFlavor",)
+    assert "\n" not in danger.message
+    assert (
+        "Magnum cluster pythia-cluster would be REPLACED because masterFlavor forces a new cluster"
+        in danger.message
+    )
+    assert "Revert cluster.control_plane.flavor, or pass --allow-replace pythia-cluster" in danger.message
+    assert "losing every user's hub is intended" in danger.message
+
+
+@pytest.mark.parametrize("allowed", ["pythia-cluster", CLUSTER_URN])
+def test_allow_replace_by_logical_name_or_urn_lets_it_through(allowed: str) -> None:
+    assert find_dangerous([layer("cluster_replace.jsonl")], {allowed}) == []
+
+
+def test_allowing_one_resource_does_not_allow_another() -> None:
+    dangers = find_dangerous([layer("cluster_replace.jsonl")], {"pythia-template", "pythia-nodegroup-user"})
+
+    assert [d.name for d in dangers] == ["pythia-cluster"]
+
+
+def test_template_created_before_the_old_one_is_deleted_is_safe() -> None:
+    template_only = layer("template_create_first.jsonl")
+    assert template_only.counts[ChangeOp.REPLACE] == 1
+
+    assert find_dangerous([template_only], set()) == []
+
+
+def test_template_deleted_before_its_replacement_is_refused() -> None:
+    dangers = find_dangerous([layer("template_delete_first.jsonl")], set())
+
+    assert [(d.name, d.op) for d in dangers] == [("pythia-template", ChangeOp.REPLACE)]
+    assert "deleted BEFORE its replacement exists" in dangers[0].message
+    assert "image, labels.kube_tag, name" in dangers[0].message
+    assert "--allow-replace pythia-template" in dangers[0].message
+
+
+def test_template_replacement_of_unknown_order_is_refused() -> None:
+    events = [
+        json.loads(line)
+        for line in (EVENTS / "template_create_first.jsonl").read_text().splitlines()
+        if '"op":"create-replacement"' not in line and '"op":"delete-replaced"' not in line
+    ]
+
+    dangers = find_dangerous([changes_from_events("cluster", events)], set())
+
+    assert [d.name for d in dangers] == ["pythia-template"]
+    assert "do not show whether the new template is created before" in dangers[0].message
+
+
+def test_template_delete_is_refused_unless_allowed() -> None:
+    dangers = find_dangerous([layer("template_delete.jsonl")], set())
+
+    assert [(d.name, d.op) for d in dangers] == [("pythia-template", ChangeOp.DELETE)]
+    assert "cluster template pythia-template would be DELETED" in dangers[0].message
+    assert "cluster.existing_template_id" in dangers[0].message
+    assert find_dangerous([layer("template_delete.jsonl")], {"pythia-template"}) == []
+
+
+def test_node_group_replacement_names_the_property_the_config_key_and_the_rolling_upgrade() -> None:
+    dangers = find_dangerous([layer("nodegroup_flavor.jsonl")], set())
+
+    assert [d.name for d in dangers] == ["pythia-nodegroup-user"]
+    message = dangers[0].message
+    assert "node group pythia-nodegroup-user would be REPLACED because flavorId forces a new group" in message
+    assert "Revert cluster.node_groups[user].flavor" in message
+    assert "flavor, labels, image_id, role and name" in message
+    assert "openstack coe cluster upgrade --nodegroup user" in message
+    assert "--allow-replace pythia-nodegroup-user" in message
+
+
+def test_node_group_and_cluster_deletes_are_refused_but_updates_never_are() -> None:
+    deleted = [
+        ResourceChange(layer="cluster", urn=CLUSTER_URN, op=ChangeOp.DELETE),
+        ResourceChange(
+            layer="cluster",
+            urn="urn:pulumi:s::p::" + NODE_GROUP_TYPE + "::pythia-nodegroup-gpu",
+            op=ChangeOp.DELETE,
+        ),
+        ResourceChange(
+            layer="cluster",
+            urn="urn:pulumi:s::p::" + NODE_GROUP_TYPE + "::pythia-nodegroup-user",
+            op=ChangeOp.UPDATE,
+            changed_keys=["flavorId"],
+        ),
+    ]
+
+    dangers = find_dangerous([LayerChanges(layer="cluster", changes=deleted)], set())
+
+    assert [(d.name, d.op) for d in dangers] == [
+        ("pythia-cluster", ChangeOp.DELETE),
+        ("pythia-nodegroup-gpu", ChangeOp.DELETE),
+    ]
+    assert "every user's hub" in dangers[0].message
+    assert "group gpu" in dangers[1].message
+
+
+def test_offline_plan_property_names_map_to_the_same_config_keys() -> None:
+    # A diff of two offline plans names properties as the Python SDK does (snake_case).
+    change = ResourceChange(
+        layer="cluster",
+        urn="urn:pulumi:s::p::" + CLUSTER_TYPE + "::pythia-cluster",
+        op=ChangeOp.REPLACE,
+        replace_causes=["master_count"],
+    )
+
+    (danger,) = find_dangerous([LayerChanges(layer="cluster", changes=[change])], set())
+
+    assert "Revert cluster.control_plane.count" in danger.message
+
+
+def test_other_replacements_are_not_the_guards_business() -> None:
+    hub = read_event_log(EVENTS / "hub_update.jsonl", layer="hub")
+    assert hub.counts[ChangeOp.REPLACE] == 1 and hub.counts[ChangeOp.DELETE] == 1
+
+    assert find_dangerous([hub], set()) == []
+
+
+def test_lost_events_are_refused_because_the_missing_step_could_be_the_cluster() -> None:
+    incomplete = LayerChanges(layer="cluster", missing={"replace": 1})
+
+    (danger,) = find_dangerous([incomplete], set())
+
+    assert danger.name == "cluster:incomplete"
+    assert "never arrived as events" in danger.message
+    assert find_dangerous([incomplete], {"cluster:incomplete"}) == []
+    assert find_dangerous([LayerChanges(layer="cluster", missing={"create": 2})], set()) == []
+
+
+def test_check_raises_guard_refused_with_exit_code_3_carrying_the_dangers() -> None:
+    with pytest.raises(GuardRefused) as raised:
+        check([layer("cluster_replace.jsonl"), layer("nodegroup_flavor.jsonl")], set())
+
+    error = raised.value
+    assert isinstance(error, JetstreamBinderHubError)
+    assert error.exit_code == 3
+    assert [d.name for d in error.dangers] == ["pythia-cluster", "pythia-nodegroup-user"]
+    assert error.lines() == [d.message for d in error.dangers]
+    assert str(error).startswith("refusing to apply 2 dangerous change(s):")
+    check([layer("template_create_first.jsonl")], set())  # nothing dangerous: returns quietly
