@@ -1,0 +1,275 @@
+"""Helm values and manifests of the BinderHub layer, as pure functions of the typed config.
+
+Nothing here touches Pulumi: the program calls these inside ``apply`` once the cluster's node-group
+labels and the floating IP are known, and tests call them directly. No secret ever enters a values
+mapping: registry credentials and the GitHub token live in Kubernetes Secrets the chart is pointed at,
+so a Release's values stay readable in a plan and in Pulumi's state.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from jetstream_binderhub.config.hub import REPO_PROVIDERS, HubStackConfig
+from jetstream_binderhub.errors import ConfigError, Problem
+from jetstream_binderhub.naming import NODE_GROUP_LABEL
+
+PUSH_SECRET = "binderhub-registry-push"
+"""Opaque Secret with `config.json`: what build pods push with and BinderHub checks the registry with."""
+PULL_SECRET = "binderhub-registry-pull"
+"""`kubernetes.io/dockerconfigjson` Secret user pods pull private images with."""
+GITHUB_SECRET = "binderhub-github-token"
+GITHUB_SECRET_KEY = "token"
+REGISTRY_CONFIG_DIR = "/etc/binderhub/registry"
+BINDERHUB_TLS_SECRET = "binderhub-tls"
+JUPYTERHUB_TLS_SECRET = "jupyterhub-tls"
+PROXY_SERVICE_URL = "http://proxy-public"
+"""JupyterHub's proxy Service in the release namespace (z2jh names it without a prefix)."""
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` over `base` the way Helm layers user values: mappings merge key by key, anything else
+    (lists, scalars, null) replaces. A null is kept, so Helm itself removes that key from the chart's
+    defaults as well."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def node_selector(cfg: HubStackConfig, labels: Mapping[str, str], role: str) -> dict[str, str]:
+    """The selector of the `core` or `user` node group, from the cluster's label values."""
+    key = f"{role}_node_group"
+    group = getattr(cfg.placement, key)
+    if group not in labels:
+        raise ConfigError(
+            [
+                Problem(
+                    f"placement.{key}",
+                    f"unknown node group {group!r} (the cluster stack reports: {', '.join(sorted(labels))})",
+                )
+            ]
+        )
+    return {NODE_GROUP_LABEL: labels[group]}
+
+
+def _ingress(cfg: HubStackConfig, host: str, tls_secret: str) -> dict[str, Any]:
+    return {
+        "enabled": True,
+        "ingressClassName": cfg.ingress.class_name,
+        # cert-manager's ingress-shim sees the annotation and keeps a certificate for `tls` in the Secret.
+        "annotations": {"cert-manager.io/cluster-issuer": cfg.tls.issuer_name},
+        "hosts": [host],
+        "pathType": "Prefix",
+        "tls": [{"hosts": [host], "secretName": tls_secret}],
+    }
+
+
+def _jupyterhub_values(cfg: HubStackConfig, core: dict[str, str], user: dict[str, str]) -> dict[str, Any]:
+    jh = cfg.binderhub.jupyterhub
+    res = jh.user_resources
+    policy = {"networkPolicy": {"enabled": jh.network_policies}}
+    singleuser: dict[str, Any] = {
+        "nodeSelector": user,
+        "cpu": {"guarantee": res.cpu_guarantee, "limit": res.cpu_limit},
+        "memory": {"guarantee": res.memory_guarantee, "limit": res.memory_limit},
+        **policy,
+    }
+    if cfg.binderhub.registry.private:
+        singleuser["image"] = {"pullSecrets": [PULL_SECRET]}
+    return {
+        "hub": {"nodeSelector": core, **policy},
+        "proxy": {
+            # The ingress controller is the only entry point; the proxy gets no load balancer of its own.
+            "service": {"type": "ClusterIP"},
+            "https": {"enabled": False},
+            "chp": {"nodeSelector": core, **policy},
+        },
+        "ingress": _ingress(cfg, cfg.binderhub.hub_host, JUPYTERHUB_TLS_SECRET),
+        "cull": {
+            "enabled": jh.cull.enabled,
+            "users": True,
+            "timeout": jh.cull.timeout_seconds,
+            "every": jh.cull.every_seconds,
+            "maxAge": jh.cull.max_age_seconds,
+        },
+        "singleuser": singleuser,
+        "scheduling": {"userScheduler": {"nodeSelector": core}},
+    }
+
+
+def _repo_provider_snippet(prefixes: tuple[str, ...]) -> str:
+    # repo_providers maps prefixes to classes, which YAML cannot express; BinderHub execs extraConfig
+    # with `c` in scope. One line, so it reads in a plan and a diff.
+    classes = ", ".join(REPO_PROVIDERS[p] for p in prefixes)
+    mapping = ", ".join(f"{p!r}: {REPO_PROVIDERS[p]}" for p in prefixes)
+    return f"from binderhub.repoproviders import {classes}; c.BinderHub.repo_providers = {{{mapping}}}"
+
+
+def binderhub_values(cfg: HubStackConfig, labels: Mapping[str, str], *, github_token: bool) -> dict[str, Any]:
+    """Values of the binderhub chart: generated from the config, then `extra_values` merged last.
+
+    `labels` maps node-group names to their `capi.stackhpc.com/node-group` values (the cluster stack's
+    `node_group_labels` output); `github_token` says whether the token Secret exists.
+    """
+    bh = cfg.binderhub
+    reg = bh.registry
+    limits = bh.limits
+    core = node_selector(cfg, labels, "core")
+    user = node_selector(cfg, labels, "user")
+
+    binderhub_config: dict[str, Any] = {
+        "use_registry": True,
+        "image_prefix": reg.image_prefix,
+        "hub_url": f"https://{bh.hub_host}",
+        # BinderHub calls the hub API through the proxy Service instead of out through the floating IP
+        # and back in (hairpin NAT through the router is not something to depend on).
+        "hub_url_local": PROXY_SERVICE_URL,
+        # The chart places the builder daemonset and image cleaner with this; BinderHub also applies it
+        # to build pods.
+        "build_node_selector": user,
+        "per_repo_quota": limits.per_repo_quota,
+    }
+    if bh.banner_message:
+        binderhub_config["banner_message"] = bh.banner_message
+    if bh.about_message:
+        binderhub_config["about_message"] = bh.about_message
+
+    registry: dict[str, Any] = {
+        "url": reg.api_url,
+        # The chart renders its own docker config from `registry.password`, which would put the password
+        # into these values; ours is mounted from the Secret the program manages instead.
+        "docker_config_path": f"{REGISTRY_CONFIG_DIR}/config.json",
+    }
+    if token_url := reg.effective_token_url:
+        registry["token_url"] = token_url
+
+    config: dict[str, Any] = {
+        "BinderHub": binderhub_config,
+        "DockerRegistry": registry,
+        "KubernetesBuildExecutor": {
+            "build_image": bh.builder.repo2docker_image,
+            "node_selector": user,
+            "push_secret": PUSH_SECRET,
+        },
+    }
+    if limits.total_quota is not None:
+        config["LaunchQuota"] = {"total_quota": limits.total_quota}
+    for prefix in sorted(set(limits.allowed_specs) | set(limits.banned_specs)):
+        rules: dict[str, list[str]] = {}
+        if prefix in limits.allowed_specs:
+            rules["allowed_specs"] = list(limits.allowed_specs[prefix])
+        if prefix in limits.banned_specs:
+            rules["banned_specs"] = list(limits.banned_specs[prefix])
+        config[REPO_PROVIDERS[prefix]] = rules
+
+    image_name, _, image_tag = bh.builder.image.rpartition(":")
+    daemonset: dict[str, Any] = {"image": {"name": image_name, "tag": image_tag}}
+    if bh.builder.mtu is not None:
+        daemonset["extraArgs"] = [f"--mtu={bh.builder.mtu}"]
+
+    values: dict[str, Any] = {
+        "nodeSelector": core,
+        "service": {"type": "ClusterIP"},
+        "ingress": {**_ingress(cfg, bh.host, BINDERHUB_TLS_SECRET), "https": {"enabled": False}},
+        "config": config,
+        # containerd nodes have no Docker socket to borrow: builds run against a daemonset of our own.
+        "imageBuilderType": bh.builder.type,
+        bh.builder.type: {"daemonset": daemonset},
+        "extraVolumes": [
+            {"name": "registry-credentials", "secret": {"secretName": PUSH_SECRET}},
+        ],
+        "extraVolumeMounts": [
+            {"name": "registry-credentials", "mountPath": REGISTRY_CONFIG_DIR, "readOnly": True},
+        ],
+        "jupyterhub": _jupyterhub_values(cfg, core, user),
+    }
+    if github_token:
+        values["extraEnv"] = {
+            "GITHUB_ACCESS_TOKEN": {
+                "valueFrom": {"secretKeyRef": {"name": GITHUB_SECRET, "key": GITHUB_SECRET_KEY}},
+            }
+        }
+    if limits.repo_providers is not None:
+        values["extraConfig"] = {"10-repo-providers": _repo_provider_snippet(limits.repo_providers)}
+    return deep_merge(values, bh.extra_values)
+
+
+def traefik_values(cfg: HubStackConfig, labels: Mapping[str, str], load_balancer_ip: str) -> dict[str, Any]:
+    """Values of the Traefik chart: a LoadBalancer Service on the given floating IP, HTTP redirected."""
+    ing = cfg.ingress
+    return {
+        "deployment": {"replicas": ing.replicas},
+        "nodeSelector": node_selector(cfg, labels, "core"),
+        "ingressClass": {"enabled": True, "isDefaultClass": True, "name": ing.class_name},
+        "providers": {"kubernetesIngress": {"publishedService": {"enabled": True}}},
+        "service": {
+            "annotations": {
+                # The cloud controller never deletes a floating IP it did not create, but say so anyway:
+                # this address is Pulumi's, and DNS points at it.
+                "loadbalancer.openstack.org/keep-floatingip": "true",
+            },
+            # The chart copies `spec` into the Service verbatim. openstack-cloud-controller-manager attaches
+            # the existing floating IP named by spec.loadBalancerIP to the new load balancer's VIP port
+            # (there is no annotation for it), so a rebuilt load balancer comes back on the same address.
+            "spec": {"type": "LoadBalancer", "loadBalancerIP": load_balancer_ip},
+        },
+        "ports": {
+            "web": {
+                "http": {
+                    "redirections": {
+                        # Priority 1 instead of the default MaxInt-1: cert-manager's HTTP-01 solver ingress
+                        # (a longer, more specific rule) must win over the redirect on port 80.
+                        "entryPoint": {"to": "websecure", "scheme": "https", "permanent": True, "priority": 1}
+                    }
+                }
+            }
+        },
+    }
+
+
+def cert_manager_values(cfg: HubStackConfig, labels: Mapping[str, str]) -> dict[str, Any]:
+    """Values of the cert-manager chart: CRDs installed (and kept on uninstall), pods on the core group."""
+    return {
+        # `keep` leaves the CRDs behind on uninstall: deleting them would delete every Certificate too.
+        "crds": {"enabled": True, "keep": True},
+        "global": {"nodeSelector": node_selector(cfg, labels, "core")},
+    }
+
+
+def cluster_issuer_spec(cfg: HubStackConfig) -> dict[str, Any]:
+    """The ACME ClusterIssuer: Let's Encrypt over HTTP-01 answered through the ingress controller."""
+    return {
+        "acme": {
+            "email": cfg.tls.acme_email,
+            "server": cfg.tls.acme_url,
+            "privateKeySecretRef": {"name": f"{cfg.tls.issuer_name}-account-key"},
+            "solvers": [{"http01": {"ingress": {"ingressClassName": cfg.ingress.class_name}}}],
+        }
+    }
+
+
+def docker_config_json(auth_url: str, username: str, password: str) -> str:
+    """A docker `config.json` with one registry's credentials, as docker, repo2docker and kubelet read it."""
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return json.dumps({"auths": {auth_url: {"auth": auth}}}, sort_keys=True)
+
+
+def dns_records(cfg: HubStackConfig, address: str) -> list[dict[str, Any]]:
+    """The A records both hosts need, with absolute names as DNS writes them."""
+    return [{"name": name, "type": "A", "ttl": cfg.dns.ttl, "value": address} for name in cfg.dns_names()]
+
+
+def chart_versions(cfg: HubStackConfig) -> dict[str, str]:
+    return {
+        "binderhub": cfg.binderhub.chart_version,
+        cfg.ingress.controller: cfg.ingress.chart_version,
+        "cert-manager": cfg.tls.cert_manager_version,
+    }
