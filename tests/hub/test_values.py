@@ -1,0 +1,198 @@
+"""Generated values against the real upstream chart schemas (BinderHub, and z2jh 4.2.0 for `jupyterhub:`).
+
+The schemas are data beside the repository (`../shared/upstream`), validated the way Helm does: chart
+defaults coalesced with our values first. Each test that claims "valid" also shows the validator refuses
+something, so a validator that accepts everything cannot pass.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jetstream_binderhub.config.hub import HubStackConfig, parse_hub_stack
+from jetstream_binderhub.errors import ConfigError
+from jetstream_binderhub.hub.schema import coalesce, validate_binderhub_values
+from jetstream_binderhub.hub.values import binderhub_values, deep_merge
+
+from .conftest import PlanHub
+
+LABELS = {"default-worker": "default-worker", "user-m3.large": "user-m3-large"}
+
+REGISTRIES: dict[str, dict[str, Any]] = {
+    "quay": {
+        "provider": "quay",
+        "username": "projectpythia+binderhub",
+        "image_prefix": "quay.io/projectpythia/binder-",
+    },
+    "dockerhub": {
+        "provider": "dockerhub",
+        "username": "pythia",
+        "image_prefix": "docker.io/projectpythia/binder-",
+    },
+    "ghcr": {
+        "provider": "ghcr",
+        "username": "pythia-bot",
+        "image_prefix": "ghcr.io/projectpythia/binder/r2d-",
+    },
+    "harbor": {
+        "provider": "harbor",
+        "url": "https://harbor.example.org",
+        "username": "robot$binder",
+        "image_prefix": "harbor.example.org/binder/r2d-",
+        "private": True,
+    },
+    "oci": {
+        "provider": "oci",
+        "url": "https://registry.example.org:5000",
+        "username": "binder",
+        "image_prefix": "registry.example.org:5000/binder/image-",
+        "token_url": "https://registry.example.org:5000/token",
+    },
+}
+
+# What BinderHub needs for each: (DockerRegistry.url, token_url, key of the credentials in config.json)
+REGISTRY_FACTS = {
+    "quay": ("https://quay.io", "https://quay.io/v2/auth?service=quay.io", "https://quay.io"),
+    "dockerhub": ("https://registry-1.docker.io", None, "https://index.docker.io/v1/"),
+    "ghcr": ("https://ghcr.io", "https://ghcr.io/token?service=ghcr.io", "https://ghcr.io"),
+    "harbor": (
+        "https://harbor.example.org",
+        "https://harbor.example.org/service/token?service=harbor-registry",
+        "https://harbor.example.org",
+    ),
+    "oci": (
+        "https://registry.example.org:5000",
+        "https://registry.example.org:5000/token",
+        "https://registry.example.org:5000",
+    ),
+}
+
+
+def config(raw: dict[str, Any]) -> HubStackConfig:
+    return parse_hub_stack(raw, node_groups=LABELS)
+
+
+def problems(values: dict[str, Any], upstream_dir: Path) -> list[str]:
+    return [str(p) for p in validate_binderhub_values(values, upstream_dir)]
+
+
+def test_shipped_site_values_pass_both_chart_schemas(hub_config: dict[str, Any], upstream_dir: Path) -> None:
+    values = binderhub_values(config(hub_config), LABELS, github_token=True)
+    assert problems(values, upstream_dir) == []
+    # The same validator refuses a value the z2jh schema forbids inside the jupyterhub subtree...
+    broken = deep_merge(values, {"jupyterhub": {"singleuser": {"cpu": {"limit": "four"}}}})
+    assert problems(broken, upstream_dir) == [
+        "jupyterhub.singleuser.cpu.limit: 'four' is not of type 'number', 'null'"
+    ]
+    # ...and a key the BinderHub schema does not know at the root.
+    assert problems({**values, "imageBuilder": "dind"}, upstream_dir) == [
+        "(root): Additional properties are not allowed ('imageBuilder' was unexpected)"
+    ]
+
+
+@pytest.mark.parametrize("kind", sorted(REGISTRIES))
+def test_every_registry_choice_validates_and_is_wired(
+    kind: str, hub_config: dict[str, Any], upstream_dir: Path
+) -> None:
+    hub_config["binderhub"]["registry"] = copy.deepcopy(REGISTRIES[kind])
+    cfg = config(hub_config)
+    values = binderhub_values(cfg, LABELS, github_token=False)
+    assert problems(values, upstream_dir) == []
+    url, token_url, auth_key = REGISTRY_FACTS[kind]
+    registry = values["config"]["DockerRegistry"]
+    assert registry["url"] == url
+    assert registry.get("token_url") == token_url
+    assert cfg.binderhub.registry.auth_url == auth_key
+    assert values["config"]["BinderHub"]["image_prefix"] == REGISTRIES[kind]["image_prefix"]
+    pull = values["jupyterhub"]["singleuser"].get("image", {}).get("pullSecrets")
+    assert pull == (["binderhub-registry-pull"] if REGISTRIES[kind].get("private") else None)
+
+
+@pytest.mark.parametrize(
+    "dns",
+    [
+        {"provider": "designate", "allocation": "cis230085"},
+        {"provider": "designate", "zone": "cis230085.projects.jetstream-cloud.org."},
+        {"provider": "external"},
+    ],
+    ids=["designate-allocation", "designate-zone", "external"],
+)
+def test_every_dns_choice_validates(
+    dns: dict[str, Any], hub_config: dict[str, Any], upstream_dir: Path
+) -> None:
+    hub_config["dns"] = dns
+    values = binderhub_values(config(hub_config), LABELS, github_token=False)
+    assert problems(values, upstream_dir) == []
+    assert values["ingress"]["hosts"] == [hub_config["binderhub"]["host"]]
+
+
+def test_pink_builder_validates(hub_config: dict[str, Any], upstream_dir: Path) -> None:
+    hub_config["binderhub"]["builder"] = {"type": "pink"}
+    values = binderhub_values(config(hub_config), LABELS, github_token=False)
+    assert problems(values, upstream_dir) == []
+    assert values["imageBuilderType"] == "pink"
+    assert values["pink"]["daemonset"]["image"] == {"name": "quay.io/podman/stable", "tag": "v5.8.1"}
+    assert "dind" not in values
+
+
+def test_extra_values_merge_last_and_are_still_validated(
+    hub_config: dict[str, Any], upstream_dir: Path
+) -> None:
+    hub_config["binderhub"]["extra_values"] = {
+        "replicas": 2,
+        "jupyterhub": {"cull": {"timeout": 3600}, "singleuser": {"defaultUrl": "/lab"}},
+        "config": {"BinderHub": {"image_prefix": "quay.io/projectpythia/other-"}},
+    }
+    values = binderhub_values(config(hub_config), LABELS, github_token=False)
+    assert problems(values, upstream_dir) == []
+    assert values["replicas"] == 2
+    assert values["jupyterhub"]["cull"] == {
+        "enabled": True,
+        "users": True,
+        "timeout": 3600,
+        "every": 660,
+        "maxAge": 28800,
+    }
+    assert values["jupyterhub"]["singleuser"]["defaultUrl"] == "/lab"
+    assert values["jupyterhub"]["singleuser"]["nodeSelector"] == {
+        "capi.stackhpc.com/node-group": "user-m3-large"
+    }
+    assert values["config"]["BinderHub"]["image_prefix"] == "quay.io/projectpythia/other-"
+
+    hub_config["binderhub"]["extra_values"] = {"jupyterhub": {"cull": {"timeout": "ten minutes"}}}
+    bad = binderhub_values(config(hub_config), LABELS, github_token=False)
+    assert problems(bad, upstream_dir) == [
+        "jupyterhub.cull.timeout: 'ten minutes' is not of type 'integer', 'null'"
+    ]
+
+
+def test_bad_extra_values_stop_the_plan_naming_the_key(
+    plan_hub: PlanHub, hub_config: dict[str, Any], upstream_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JSBH_UPSTREAM_DIR", str(upstream_dir))
+    hub_config["binderhub"]["extra_values"] = {"imageBuilderType": "docker"}
+    with pytest.raises(ConfigError) as err:
+        plan_hub(hub_config)
+    assert err.value.lines() == [
+        "binderhub.extra_values: the binderhub chart would refuse imageBuilderType: "
+        "'docker' is not one of ['host', 'dind', 'pink']"
+    ]
+
+
+def test_helm_merge_rules() -> None:
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": "x"}
+    assert deep_merge(base, {"a": {"c": [3]}, "e": None}) == {"a": {"b": 1, "c": [3]}, "d": "x", "e": None}
+    # Helm drops a key whose user value is null, so chart defaults can be removed.
+    assert coalesce(base, {"a": {"b": None}, "d": None}) == {"a": {"c": [1, 2]}}
+    assert base == {"a": {"b": 1, "c": [1, 2]}, "d": "x"}, "inputs are not modified"
+
+
+def test_null_in_extra_values_removes_a_chart_default(hub_config: dict[str, Any], upstream_dir: Path) -> None:
+    # z2jh requires hub.services.binder (BinderHub's token); removing it must be refused, not ignored.
+    hub_config["binderhub"]["extra_values"] = {"jupyterhub": {"hub": {"services": None}}}
+    values = binderhub_values(config(hub_config), LABELS, github_token=False)
+    assert "jupyterhub.hub: 'services' is a required property" in problems(values, upstream_dir)
