@@ -364,3 +364,51 @@ def test_no_token_changes_between_runs(plan_hub: PlanHub, hub_config: dict[str, 
     jupyterhub = first.resource(RELEASE, "binderhub-release").inputs["values"]["jupyterhub"]
     assert "cookieSecret" not in jupyterhub["hub"] and "services" not in jupyterhub["hub"]
     assert "secretToken" not in jupyterhub["proxy"]
+
+
+@pytest.mark.parametrize(
+    ("secrets", "plain", "expected"),
+    [
+        ({}, {}, "registry_password: is not set"),
+        ({}, {"registry_password": PASSWORD}, "registry_password: is stored in plain text"),
+        ({"registry_password": PASSWORD}, {"github_token": TOKEN}, "github_token: is stored in plain text"),
+    ],
+    ids=["missing", "plain-password", "plain-token"],
+)
+def test_the_program_itself_refuses_missing_or_plain_secrets(
+    hub_config: dict[str, Any], secrets: dict[str, str], plain: dict[str, str], expected: str
+) -> None:
+    # What `pulumi -C binderhub up` does without the offline planner in front of it.
+    import json
+
+    from jetstream_binderhub.config.stackfile import HUB_PROJECT
+    from jetstream_binderhub.hub.plan import run_hub_layer
+    from jetstream_binderhub.hub.program import hub_program
+
+    config = {f"{HUB_PROJECT}:{k}": json.dumps(v) for k, v in hub_config.items()}
+    config.update({f"{HUB_PROJECT}:{k}": v for k, v in {**secrets, **plain}.items()})
+    with pytest.raises(Exception, match=expected) as err:
+        run_hub_layer(
+            hub_program,
+            layer="binderhub",
+            project=HUB_PROJECT,
+            stack="jetstream2",
+            config=config,
+            secret_keys=[f"{HUB_PROJECT}:{k}" for k in secrets],
+        )
+    assert "pulumi -C binderhub config set --secret" in str(err.value)
+    assert PASSWORD not in str(err.value) and TOKEN not in str(err.value)
+
+
+def test_a_group_missing_from_the_live_cluster_stops_the_program(
+    plan_hub: PlanHub, hub_config: dict[str, Any]
+) -> None:
+    # `pulumi up` has only the cluster stack's outputs to check placement against.
+    outputs = {
+        "profile": "jetstream2",
+        "cluster_id": "3f1c-magnum-uuid",
+        "kubeconfig": "apiVersion: v1",
+        "node_group_labels": {"default-worker": "default-worker"},
+    }
+    with pytest.raises(Exception, match=r"placement\.user_node_group: unknown node group 'user-m3.large'"):
+        plan_hub(hub_config, cluster_outputs=outputs)

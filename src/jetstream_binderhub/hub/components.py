@@ -7,8 +7,9 @@ whatever cluster the operator's kubeconfig points at.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -20,12 +21,24 @@ from jetstream_binderhub.config.hub import (
     TRAEFIK_CHART_REPO,
     HubStackConfig,
 )
+from jetstream_binderhub.errors import ConfigError
 from jetstream_binderhub.hub import values as v
 from jetstream_binderhub.hub.schema import find_upstream_dir, validate_binderhub_values
+
+T = TypeVar("T")
 
 TYPE_PREFIX = "jetstream-binderhub:hub"
 HELM_HISTORY = 10
 """Release revisions Helm keeps; each is a Secret holding the full values, so unbounded history only grows."""
+
+
+def _plainly(build: Callable[[], T]) -> T:
+    """Run a values builder inside an apply; a config problem found only now (a node group missing from
+    the live cluster) stops `pulumi up` with its one-line message instead of a traceback."""
+    try:
+        return build()
+    except ConfigError as exc:
+        raise pulumi.RunError(str(exc)) from None
 
 
 def _k8s_opts(
@@ -82,7 +95,7 @@ class IngressController(pulumi.ComponentResource):
         self.address = self.floating_ip.address
         self.namespace = _namespace(name, ing.namespace, self, args.k8s_provider)
         values = pulumi.Output.all(self.floating_ip.address, args.node_group_labels).apply(
-            lambda resolved: v.traefik_values(cfg, resolved[1], resolved[0])
+            lambda resolved: _plainly(lambda: v.traefik_values(cfg, resolved[1], resolved[0]))
         )
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
@@ -131,7 +144,7 @@ class CertManager(pulumi.ComponentResource):
             repository_opts={"repo": CERT_MANAGER_CHART_REPO},
             namespace=self.namespace.metadata.name,
             values=pulumi.Output.from_input(args.node_group_labels).apply(
-                lambda labels: v.cert_manager_values(cfg, labels)
+                lambda labels: _plainly(lambda: v.cert_manager_values(cfg, labels))
             ),
             atomic=True,
             cleanup_on_fail=True,
@@ -206,7 +219,7 @@ class BinderHubArgs:
 def _validated_values(
     cfg: HubStackConfig, labels: Mapping[str, str], github_token: bool
 ) -> dict[str, object]:
-    values = v.binderhub_values(cfg, labels, github_token=github_token)
+    values = _plainly(lambda: v.binderhub_values(cfg, labels, github_token=github_token))
     upstream = find_upstream_dir()
     if upstream is not None and (problems := validate_binderhub_values(values, upstream)):
         raise pulumi.RunError(
