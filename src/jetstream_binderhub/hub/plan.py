@@ -13,7 +13,6 @@ from typing import Any
 
 from jetstream_binderhub.config.cluster import ClusterConfig, ClusterStackConfig
 from jetstream_binderhub.config.hub import (
-    SECRET_KEYS,
     HubStackConfig,
     check_hub_stack,
     secret_problems,
@@ -146,14 +145,14 @@ class HubLayerPlanner:
         config = dict(stack_file.pulumi_config())
         secret_keys = set(stack_file.secret_keys)
         notes: list[str] = []
-        for key in SECRET_KEYS:
-            if key == "registry_password" and key not in raw:
-                config[f"{prefix}{key}"] = SECRET_PLACEHOLDER
-                secret_keys.add(f"{prefix}{key}")
-                notes.append(
-                    f"{key} is not set yet (planned as [secret]); before `pulumi -C binderhub up` run "
-                    f"`{set_secret_command(key, site)}`"
-                )
+        if "registry_password" not in raw:
+            # Planned as a secret placeholder so the plan shows where it goes; `up` would refuse to run.
+            config[f"{prefix}registry_password"] = SECRET_PLACEHOLDER
+            secret_keys.add(f"{prefix}registry_password")
+            notes.append(
+                "registry_password is not set yet (planned as [secret]); before `pulumi -C binderhub up` run "
+                f"`{set_secret_command('registry_password', site)}`"
+            )
         if not schema_checked:
             notes.append(
                 "BinderHub chart values were not checked against the upstream schemas (not found beside the "
