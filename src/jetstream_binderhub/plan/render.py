@@ -8,7 +8,7 @@ from typing import Any
 from jetstream_binderhub.plan.model import LayerPlan, Plan, PlannedResource
 
 MAX_VALUE = 100
-MAX_LINES_PER_RESOURCE = 60
+MAX_LINES_PER_RESOURCE = 200  # enough for a whole BinderHub values tree; --json has everything
 
 
 def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
