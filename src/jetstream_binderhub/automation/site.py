@@ -1,0 +1,561 @@
+"""A site — its cluster stack and its BinderHub stack — driven through Pulumi's Automation API.
+
+    site = Site.from_files("jetstream2")            # Pulumi.jetstream2.yaml + binderhub/Pulumi.jetstream2.yaml
+    result = site.preview()                         # both layers, cluster first
+    result.counts                                   # {"cluster": {"create": 4, ...}, "binderhub": {...}}
+    site.up(allow_replace={"pythia-binder-nodegroup-user-m3.large"})
+    site.outputs()[Layer.CLUSTER]["kubeconfig"]     # a Secret: repr is [secret]
+
+A repository site runs the *local programs* — the same `Pulumi.yaml`, `infra/`, `binderhub/` and stack
+files that plain `pulumi up` uses. A site built with :meth:`Site.from_config` runs the same program
+functions *inline*, with stack files the site writes into its own work directory. Either way there is
+one copy of each program. Stacks are created when missing (`preview` and `up`); the other operations
+need an existing stack and say so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from jetstream_binderhub.automation.environment import (
+    Backend,
+    default_state_dir,
+    require_cloud_login,
+    require_openstack_credentials,
+    require_passphrase,
+    resolve_backend,
+)
+from jetstream_binderhub.automation.errors import DestroyRefused, NotConfirmed, StackNotFound
+from jetstream_binderhub.automation.failures import translate
+from jetstream_binderhub.automation.interrupt import run_interruptibly
+from jetstream_binderhub.automation.progress import NullProgress, Progress
+from jetstream_binderhub.automation.results import (
+    Layer,
+    LayerChoice,
+    LayerOutputs,
+    LayerResult,
+    Operation,
+    Secret,
+    SiteResult,
+    layers_for,
+    wrap_outputs,
+)
+from jetstream_binderhub.automation.stacks import LayerSpec, LayerStack, PulumiStacks, StackOpener
+from jetstream_binderhub.config.stackfile import (
+    CLUSTER_PROJECT,
+    HUB_PROJECT,
+    HUB_PROJECT_DIR,
+    StackFile,
+    read_stack_file,
+)
+from jetstream_binderhub.errors import ConfigError, JetstreamBinderHubError, Problem, SiteNotFound
+
+if TYPE_CHECKING:
+    from pulumi.automation import EngineEvent
+
+    from jetstream_binderhub.config.cluster import ClusterStackConfig
+    from jetstream_binderhub.config.hub import HubStackConfig
+
+PROJECTS = {Layer.CLUSTER: CLUSTER_PROJECT, Layer.BINDERHUB: HUB_PROJECT}
+
+CLUSTER_TYPE = "openstack:containerinfra/cluster:Cluster"
+
+URL_OUTPUTS = ("binderhub_url", "url")
+"""Output names of the BinderHub layer that hold the public URL, in order of preference."""
+
+GENERATED_HEADER = (
+    "# Written by jetstream_binderhub.automation.Site.from_config; it is rewritten on every run.\n"
+    "# Secrets (`secure:`) set through Pulumi are kept.\n"
+)
+
+OPENSTACK_AUTH_KEYS = ("openstack:cloud", "openstack:authUrl")
+"""Provider settings in a stack file that make OS_* variables unnecessary."""
+
+
+def _program(layer: Layer) -> Callable[[], None]:
+    # Imported only when a layer runs inline: both import Pulumi and the providers.
+    if layer is Layer.CLUSTER:
+        from jetstream_binderhub.infra.program import cluster_program
+
+        return cluster_program
+    from jetstream_binderhub.hub.program import hub_program
+
+    return hub_program
+
+
+@dataclass(frozen=True)
+class SiteLayout:
+    """Where a site's two Pulumi projects live, and whether their programs run local or inline."""
+
+    cluster_dir: Path
+    hub_dir: Path
+    inline: bool
+    project_dir: Path | None = None
+    """The repository root, for repository sites (its `.state/` is the default local backend)."""
+
+    @classmethod
+    def repository(cls, root: Path) -> SiteLayout:
+        root = root.resolve()
+        return cls(cluster_dir=root, hub_dir=root / HUB_PROJECT_DIR, inline=False, project_dir=root)
+
+    @classmethod
+    def generated(cls, work_dir: Path) -> SiteLayout:
+        work_dir = work_dir.expanduser().resolve()
+        return cls(cluster_dir=work_dir / "cluster", hub_dir=work_dir / HUB_PROJECT_DIR, inline=True)
+
+    def work_dir(self, layer: Layer) -> Path:
+        return self.cluster_dir if layer is Layer.CLUSTER else self.hub_dir
+
+    def stack_file(self, layer: Layer, site: str) -> Path:
+        return self.work_dir(layer) / f"Pulumi.{site}.yaml"
+
+
+def default_work_dir(site: str) -> Path:
+    """Where :meth:`Site.from_config` keeps a site's generated stack files by default."""
+    return Path("~/.jetstream-binderhub/sites").expanduser() / site
+
+
+class Site:
+    """One site: a cluster stack and (when configured) a BinderHub stack, operated in dependency order."""
+
+    def __init__(
+        self,
+        name: str,
+        layout: SiteLayout,
+        *,
+        backend: str | None = None,
+        secrets_provider: str | None = None,
+        env: Mapping[str, str] | None = None,
+        stacks: StackOpener | None = None,
+        progress: Progress | None = None,
+        secret_config: Mapping[Layer, Mapping[str, str]] | None = None,
+    ) -> None:
+        self.name = name
+        self.layout = layout
+        self.env: Mapping[str, str] = os.environ if env is None else env
+        self.backend: Backend = resolve_backend(backend, self.env, default_state_dir(layout.project_dir))
+        self.secrets_provider = secrets_provider
+        self.progress: Progress = progress or NullProgress()
+        self._stacks: StackOpener = stacks or PulumiStacks()
+        self._pending_secrets = {layer: dict(values) for layer, values in (secret_config or {}).items()}
+
+    def __repr__(self) -> str:
+        kind = "inline" if self.layout.inline else "repository"
+        return f"Site(name={self.name!r}, {kind}, backend={self.backend.display!r})"
+
+    # --- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_files(cls, name: str, project_dir: Path | None = None, **options: Any) -> Site:
+        """The site whose stack files are `Pulumi.<name>.yaml` (and `binderhub/Pulumi.<name>.yaml`) in a
+        checkout of this repository. The files are validated now, before Pulumi is involved."""
+        from jetstream_binderhub.plan.site import load_cluster_file
+
+        layout = SiteLayout.repository(project_dir or Path.cwd())
+        load_cluster_file(layout.cluster_dir, name)  # SiteNotFound / ConfigError with every problem
+        site = cls(name, layout, **options)
+        if site.has_layer(Layer.BINDERHUB):
+            site._validate_hub_file()
+        return site
+
+    @classmethod
+    def from_config(
+        cls,
+        name: str,
+        cluster: ClusterStackConfig | Mapping[str, Any],
+        hub: HubStackConfig | Mapping[str, Any] | None = None,
+        *,
+        hub_secrets: Mapping[str, str] | None = None,
+        work_dir: Path | None = None,
+        **options: Any,
+    ) -> Site:
+        """A site built from config objects (or plain dicts of the stack files' keys, without namespace).
+
+        The config is validated now. Its stack files are written to `work_dir` (default
+        ``~/.jetstream-binderhub/sites/<name>``) so Pulumi keeps the secrets provider's salt next to
+        them; the programs run inline, so no checkout of the repository is needed. `hub_secrets` holds
+        the BinderHub layer's secret keys (`registry_password`, `github_token`); they are stored
+        encrypted by Pulumi, never written in plain text.
+        """
+        from jetstream_binderhub.config.load import parse_cluster_stack
+
+        cluster_raw = _as_raw(cluster)
+        cluster_cfg = parse_cluster_stack(cluster_raw, source=f"site {name} (cluster)")
+        layout = SiteLayout.generated(work_dir or default_work_dir(name))
+        _write_stack_file(layout.stack_file(Layer.CLUSTER, name), CLUSTER_PROJECT, cluster_raw)
+        secrets: dict[Layer, dict[str, str]] = {}
+        if hub is not None:
+            from jetstream_binderhub.config.hub import SECRET_KEYS, parse_hub_stack
+
+            hub_raw = _as_raw(hub)
+            parse_hub_stack(
+                hub_raw, source=f"site {name} (binderhub)", node_groups=cluster_cfg.cluster.label_values()
+            )
+            unknown = sorted(set(hub_secrets or {}) - set(SECRET_KEYS))
+            if unknown:
+                raise ConfigError(
+                    [
+                        Problem(
+                            k, f"not a secret key of the BinderHub layer (expected: {', '.join(SECRET_KEYS)})"
+                        )
+                        for k in unknown
+                    ],
+                    source=f"site {name} (binderhub secrets)",
+                )
+            _write_stack_file(layout.stack_file(Layer.BINDERHUB, name), HUB_PROJECT, hub_raw)
+            secrets[Layer.BINDERHUB] = {f"{HUB_PROJECT}:{k}": v for k, v in (hub_secrets or {}).items()}
+        elif hub_secrets:
+            raise ConfigError([Problem("hub_secrets", "given without a hub config")], source=f"site {name}")
+        return cls(name, layout, secret_config=secrets, **options)
+
+    def _validate_hub_file(self) -> None:
+        from jetstream_binderhub.config.hub import SECRET_KEYS, parse_hub_stack
+        from jetstream_binderhub.plan.site import load_cluster_file
+
+        path = self.layout.stack_file(Layer.BINDERHUB, self.name)
+        stack_file = read_stack_file(path)
+        _, cluster_cfg = load_cluster_file(self.layout.cluster_dir, self.name)
+        raw = {k: v for k, v in stack_file.namespace(HUB_PROJECT).items() if k not in SECRET_KEYS}
+        parse_hub_stack(raw, source=str(path), node_groups=cluster_cfg.cluster.label_values())
+
+    # --- what the site has --------------------------------------------------------------------
+
+    def has_layer(self, layer: Layer) -> bool:
+        """The cluster layer always; the BinderHub layer when the site has its stack file."""
+        if layer is Layer.CLUSTER:
+            return True
+        work_dir = self.layout.work_dir(layer)
+        project_file = self.layout.inline or (work_dir / "Pulumi.yaml").is_file()
+        return project_file and self.layout.stack_file(layer, self.name).is_file()
+
+    def _layers(self, choice: Layer | LayerChoice, *, reverse: bool = False) -> tuple[list[Layer], list[str]]:
+        notes: list[str] = []
+        layers = []
+        for layer in layers_for(choice, reverse=reverse):
+            if self.has_layer(layer):
+                layers.append(layer)
+            elif choice == "all":
+                notes.append(
+                    f"no BinderHub layer for site {self.name} ({self.layout.stack_file(layer, self.name)} does not exist)"
+                )
+            else:
+                raise SiteNotFound(
+                    f"site {self.name} has no {layer.value} layer: {self.layout.stack_file(layer, self.name)} does not exist"
+                )
+        return layers, notes
+
+    def _stack_file(self, layer: Layer) -> StackFile | None:
+        path = self.layout.stack_file(layer, self.name)
+        return read_stack_file(path) if path.is_file() else None
+
+    def spec(self, layer: Layer) -> LayerSpec:
+        return LayerSpec(
+            layer=layer,
+            project=PROJECTS[layer],
+            stack=self.name,
+            work_dir=self.layout.work_dir(layer),
+            program=_program(layer) if self.layout.inline else None,
+            env={"PULUMI_BACKEND_URL": self.backend.url},
+            secrets_provider=self.secrets_provider,
+        )
+
+    # --- preflight ----------------------------------------------------------------------------
+
+    def check_environment(self, layers: Collection[Layer], *, cloud: bool) -> None:
+        """Everything the machine must provide, in the order a user fixes it: the Pulumi CLI, the
+        backend login, the secrets passphrase, and (for operations that reach OpenStack) credentials."""
+        self._stacks.check()
+        require_cloud_login(self.env, self.backend)
+        for layer in layers:
+            stack_file = self._stack_file(layer)
+            provider = self.secrets_provider or (stack_file.secrets_provider if stack_file else None)
+            require_passphrase(self.env, self.backend, provider)
+        if cloud:
+            in_files = any(
+                key in stack_file.values
+                for layer in layers
+                if (stack_file := self._stack_file(layer)) is not None
+                for key in OPENSTACK_AUTH_KEYS
+            )
+            if not in_files:
+                require_openstack_credentials(self.env)
+
+    # --- operations ---------------------------------------------------------------------------
+
+    def preview(self, layer: Layer | LayerChoice = "all") -> SiteResult:
+        """What `up` would change, per layer, from the engine's events. Creates missing stacks.
+
+        With both layers, the BinderHub preview is skipped while the cluster does not exist yet (the
+        cluster's own preview creates it): the hub's program reads the cluster's outputs.
+        """
+        layers, notes = self._layers(layer)
+        self.check_environment(layers, cloud=True)
+        results: list[LayerResult] = []
+        for current in layers:
+            if current is Layer.BINDERHUB and results and _creates_cluster(results[-1]):
+                reason = (
+                    "the cluster does not exist yet; preview the BinderHub layer after `up --layer cluster`"
+                )
+                results.append(
+                    LayerResult(current, "preview", self.spec(current).description, skipped=reason)
+                )
+                notes.append(f"binderhub: preview skipped: {reason}")
+                continue
+            results.append(self._run(current, "preview"))
+        return SiteResult(self.name, "preview", tuple(results), tuple(notes))
+
+    def up(self, layer: Layer | LayerChoice = "all", *, allow_replace: Collection[str] = ()) -> SiteResult:
+        """Preview each layer, refuse dangerous replacements and deletions (see
+        :func:`jetstream_binderhub.engine.guard.find_dangerous`) unless `allow_replace` names them, then
+        apply it. Cluster first, so the BinderHub preview sees the cluster's new outputs."""
+        from jetstream_binderhub.engine.guard import GuardRefused, find_dangerous
+
+        layers, notes = self._layers(layer)
+        self.check_environment(layers, cloud=True)
+        allow = frozenset(allow_replace)
+        results: list[LayerResult] = []
+        for current in layers:
+            preview = self._run(current, "preview")
+            assert preview.changes is not None
+            dangers = find_dangerous([preview.changes], allow)
+            if dangers:
+                raise GuardRefused(dangers)
+            expected = sum(1 for c in preview.changes.changes if c.op != "same")
+            results.append(self._run(current, "up", expected=expected))
+        return SiteResult(self.name, "up", tuple(results), tuple(notes))
+
+    def refresh(self, layer: Layer | LayerChoice = "all") -> SiteResult:
+        """Read every resource back from the cloud into the state (drift shows in the engine counts)."""
+        layers, notes = self._layers(layer)
+        self.check_environment(layers, cloud=True)
+        results = [self._run(current, "refresh") for current in layers]
+        return SiteResult(self.name, "refresh", tuple(results), tuple(notes))
+
+    def destroy(
+        self, layer: Layer | LayerChoice = "all", *, confirm: Callable[[list[Layer]], bool] | None = None
+    ) -> SiteResult:
+        """Destroy the BinderHub layer, then the cluster. Refuses the cluster while the BinderHub stack
+        still holds resources, and while anything in it is protected — before destroying anything.
+
+        `confirm` is asked (with the layers, in the order they go) after those checks and before the
+        first deletion; a false answer raises NotConfirmed. None: no question (the caller decided)."""
+        layers, notes = self._layers(layer, reverse=True)
+        self.check_environment(layers, cloud=True)
+        if Layer.CLUSTER in layers:
+            cluster = self._open(Layer.CLUSTER, create=False)
+            protected = [r for r in cluster.resources() if r.protect]
+            if protected:
+                names = ", ".join(r.name for r in protected)
+                where = (
+                    f"cluster.protect: false in {self.layout.stack_file(Layer.CLUSTER, self.name)}"
+                    if not self.layout.inline
+                    else "cluster.protect false in the site's config"
+                )
+                raise DestroyRefused(
+                    f"refusing to destroy the cluster layer of {self.name}: {names} is protected; if losing every "
+                    f"user's hub is intended, set {where}, run `jetstream-binderhub up {self.name} --layer cluster`, "
+                    "then destroy again"
+                )
+            if Layer.BINDERHUB not in layers:
+                self._refuse_while_hub_holds_resources()
+        if confirm is not None and not confirm(layers):
+            raise NotConfirmed(
+                f"destroy of site {self.name} was not confirmed; nothing was deleted (--yes skips the question)"
+            )
+        results: list[LayerResult] = []
+        for current in layers:
+            if current is Layer.CLUSTER and Layer.BINDERHUB in layers:
+                self._refuse_while_hub_holds_resources()
+            stack = self._open(current, create=False)
+            expected = sum(1 for r in stack.resources() if not r.bookkeeping)
+            results.append(self._run(current, "destroy", expected=expected, stack=stack))
+        return SiteResult(self.name, "destroy", tuple(results), tuple(notes))
+
+    def _refuse_while_hub_holds_resources(self) -> None:
+        if not self.has_layer(Layer.BINDERHUB):
+            return
+        try:
+            hub = self._open(Layer.BINDERHUB, create=False)
+        except StackNotFound:
+            return
+        held = [r for r in hub.resources() if not r.bookkeeping]
+        if held:
+            raise DestroyRefused(
+                f"refusing to destroy the cluster layer of {self.name}: its BinderHub stack still holds "
+                f"{len(held)} resource(s) (floating IP, DNS records, releases); destroy that first: "
+                f"`jetstream-binderhub destroy {self.name} --layer binderhub` (or --layer all)"
+            )
+
+    def outputs(self, layer: Layer | LayerChoice = "all") -> dict[Layer, LayerOutputs]:
+        """Each layer's stack outputs; secret outputs are :class:`Secret` (shown as ``[secret]``)."""
+        layers, _ = self._layers(layer)
+        self.check_environment(layers, cloud=False)
+        found: dict[Layer, LayerOutputs] = {}
+        for current in layers:
+            stack = self._open(current, create=False)
+            raw = self._call(current, "outputs", stack.outputs)
+            found[current] = wrap_outputs(current, stack.spec.description, raw)
+        return found
+
+    def kubeconfig(self) -> Secret[str]:
+        """The cluster's kubeconfig (the cluster layer's `kubeconfig` output), wrapped as a Secret."""
+        outputs = self.outputs(Layer.CLUSTER)[Layer.CLUSTER]
+        value = outputs.get("kubeconfig")
+        raw = value.reveal() if isinstance(value, Secret) else value
+        if not raw:
+            raise StackNotFound(
+                f"the cluster layer of {self.name} has no kubeconfig yet: run `jetstream-binderhub up {self.name} "
+                "--layer cluster` first"
+            )
+        return Secret(str(raw))
+
+    def write_kubeconfig(self, path: Path, *, overwrite: bool = False) -> Path:
+        """Write the kubeconfig to `path`, readable by the owner only (0600). Never prints it."""
+        return write_private_file(path, self.kubeconfig(), overwrite=overwrite)
+
+    def url(self) -> str | None:
+        """The BinderHub's public URL, once the BinderHub layer is up."""
+        if not self.has_layer(Layer.BINDERHUB):
+            return None
+        outputs = self.outputs(Layer.BINDERHUB)[Layer.BINDERHUB]
+        for name in URL_OUTPUTS:
+            value = outputs.get(name)
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+    # --- running one layer --------------------------------------------------------------------
+
+    def _open(self, layer: Layer, *, create: bool) -> LayerStack:
+        spec = self.spec(layer)
+        self.backend.prepare()
+        stack = self._call(layer, "select", lambda: self._stacks(spec, create=create))
+        pending = self._pending_secrets.pop(layer, {})
+        for key, value in pending.items():
+            self._call(layer, "config", lambda key=key, value=value: stack.set_secret_config(key, value))
+        return stack
+
+    def _call(self, layer: Layer, operation: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except JetstreamBinderHubError:
+            raise
+        except Exception as exc:
+            error = translate(exc, self.spec(layer), operation=operation, backend=self.backend.display)
+            if error is None:
+                raise
+            raise error from None
+
+    def _run(
+        self,
+        layer: Layer,
+        operation: Operation,
+        *,
+        expected: int | None = None,
+        stack: LayerStack | None = None,
+    ) -> LayerResult:
+        from jetstream_binderhub.engine.changes import ChangeCollector
+
+        stack = stack or self._open(layer, create=operation in ("preview", "up"))
+        spec = stack.spec
+        collector = ChangeCollector(layer.value)
+        progress = self.progress
+
+        def on_event(event: EngineEvent) -> None:
+            collector(event)
+            # A display problem must not stop the engine (nor make the Automation API print a warning).
+            with contextlib.suppress(Exception):
+                progress.engine_event(layer, event)
+
+        progress.layer_started(layer, operation, spec.description, expected)
+        start = time.monotonic()
+        command = getattr(stack, operation)
+        try:
+            run_interruptibly(
+                lambda: command(on_event),
+                what=f"{operation} of the {layer.value} layer ({spec.description})",
+                on_stopping=progress.note,
+            )
+        except JetstreamBinderHubError:
+            raise
+        except Exception as exc:
+            try:
+                changes = collector.result()
+            except JetstreamBinderHubError:
+                changes = None
+            error = translate(exc, spec, operation=operation, backend=self.backend.display, changes=changes)
+            if error is None:
+                raise
+            raise error from None
+        result = LayerResult(
+            layer=layer,
+            operation=operation,
+            stack=spec.description,
+            changes=collector.result(),
+            duration_seconds=time.monotonic() - start,
+        )
+        progress.layer_finished(result)
+        return result
+
+
+def _creates_cluster(result: LayerResult) -> bool:
+    changes = result.changes
+    return changes is not None and any(c.type == CLUSTER_TYPE and c.op == "create" for c in changes.changes)
+
+
+def _as_raw(config: Any) -> dict[str, Any]:
+    """A config model or mapping as the stack file's keys (no namespace), JSON types only."""
+    from pydantic import BaseModel
+
+    if isinstance(config, BaseModel):
+        # Only what the caller set: defaults left to the profile keep following the profile.
+        return config.model_dump(mode="json", exclude_unset=True)
+    if isinstance(config, Mapping):
+        return dict(config)
+    raise TypeError(f"expected a config model or a mapping, got {type(config).__name__}")
+
+
+def _write_stack_file(path: Path, namespace: str, raw: Mapping[str, Any]) -> None:
+    """Write `raw` as the stack's config, keeping Pulumi's own keys (encryption salt, secrets provider)
+    and the secrets it stored (`secure:` values) from an earlier run."""
+    doc: dict[str, Any] = {}
+    if path.is_file():
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = loaded if isinstance(loaded, dict) else {}
+    old = doc.get("config") or {}
+    config = {k: v for k, v in old.items() if isinstance(v, dict) and set(v) == {"secure"}}
+    config.update({f"{namespace}:{key}": value for key, value in raw.items()})
+    doc["config"] = config
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(GENERATED_HEADER + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+
+
+def write_private_file(path: Path, content: Secret[str], *, overwrite: bool = False) -> Path:
+    """Write a secret to `path` with mode 0600 from the first byte: the file is created with that mode
+    (never chmod-ed after the content is in), and replaced atomically when `overwrite` is set."""
+    from jetstream_binderhub.automation.errors import OutputFileExists
+
+    path = path.expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = path
+    if path.exists():
+        if not overwrite:
+            raise OutputFileExists(
+                f"{path} already exists: pass --force to replace it, or choose another --output"
+            )
+        target = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.fchmod(fd, 0o600)  # the umask may only remove bits; make the mode exact
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(content.reveal())
+    if target != path:
+        target.replace(path)
+    return path

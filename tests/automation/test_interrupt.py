@@ -1,0 +1,89 @@
+"""Ctrl-C while Pulumi runs: wait for the engine to stop cleanly, forward SIGINT only when needed."""
+
+from __future__ import annotations
+
+import _thread
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from jetstream_binderhub.automation.errors import Interrupted
+from jetstream_binderhub.automation.interrupt import (
+    STOPPING,
+    _pulumi_children,
+    forward_sigint,
+    run_interruptibly,
+)
+
+
+def test_first_ctrl_c_waits_for_the_engine_then_raises_interrupted() -> None:
+    notes: list[str] = []
+    forwarded: list[int] = []
+    finished: list[bool] = []
+
+    def engine() -> None:
+        _thread.interrupt_main()
+        time.sleep(0.5)  # operations in flight complete after the interrupt
+        finished.append(True)
+        raise RuntimeError("update canceled")
+
+    with pytest.raises(Interrupted, match="stopped cleanly after Ctrl-C") as stopped:
+        run_interruptibly(
+            engine,
+            what="up of the cluster layer",
+            on_stopping=notes.append,
+            forward=lambda: forwarded.append(1) or 1,
+        )
+
+    assert finished == [True], "the engine was waited for, not abandoned"
+    assert notes == [STOPPING]
+    assert forwarded == [1]
+    assert stopped.value.exit_code == 130
+
+
+def test_second_ctrl_c_abandons_and_says_the_stack_may_be_locked() -> None:
+    def engine() -> None:
+        _thread.interrupt_main()
+        time.sleep(0.5)
+        _thread.interrupt_main()
+        time.sleep(2)
+
+    with pytest.raises(Interrupted, match=r"abandoned by a second Ctrl-C.*pulumi cancel"):
+        run_interruptibly(engine, what="up", forward=lambda: 0)
+
+
+def test_without_ctrl_c_the_result_and_errors_pass_through() -> None:
+    assert run_interruptibly(lambda: 42, what="x") == 42
+    with pytest.raises(ValueError, match="boom"):
+        run_interruptibly(lambda: (_ for _ in ()).throw(ValueError("boom")), what="x")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="child lookup via /proc (Linux)")
+def test_sigint_is_forwarded_to_a_pulumi_child_only(tmp_path: Path) -> None:
+    sleep = shutil.which("sleep")
+    assert sleep is not None
+    fake_pulumi = tmp_path / "pulumi"
+    fake_pulumi.symlink_to(sleep)  # the process's name is `pulumi`
+    pulumi = subprocess.Popen([str(fake_pulumi), "30"])
+    other = subprocess.Popen([sleep, "30"])
+    try:
+        deadline = time.monotonic() + 5
+        while pulumi.pid not in _pulumi_children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pulumi.pid in _pulumi_children()
+        assert other.pid not in _pulumi_children()
+        if sys.stdin.isatty() and os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp():
+            pytest.skip("in a terminal's foreground group the terminal delivers Ctrl-C itself")
+        assert forward_sigint() == 1
+        assert pulumi.wait(timeout=5) != 0
+        assert other.poll() is None, "only pulumi is signalled"
+    finally:
+        for proc in (pulumi, other):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

@@ -1,0 +1,315 @@
+"""Site over a scripted StackOpener: layer order, the replacement guard, destroy's refusals, typed
+results with secrets wrapped, and error translation — all on engine events in Pulumi's JSON shape."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from pulumi.automation import CommandError
+
+from jetstream_binderhub.automation import (
+    DestroyRefused,
+    Layer,
+    NotConfirmed,
+    OutputFileExists,
+    PassphraseWrong,
+    Secret,
+    Site,
+    StackLocked,
+    StackNotFound,
+    UpdateFailed,
+)
+from jetstream_binderhub.automation import testing as t
+from jetstream_binderhub.engine.guard import GuardRefused
+from jetstream_binderhub.errors import ConfigError, SiteNotFound
+
+
+def make_site(project: Path, env: dict[str, str], stacks: t.FakeStacks, **kw: object) -> Site:
+    return Site.from_files("jetstream2", project, env=env, stacks=stacks, **kw)  # type: ignore[arg-type]
+
+
+def test_preview_counts_each_layer_from_the_engine_events(project: Path, ready_env: dict[str, str]) -> None:
+    stacks = t.FakeStacks(
+        events={
+            (Layer.CLUSTER, "preview"): t.nodegroup_resize(),
+            (Layer.BINDERHUB, "preview"): t.hub_update(),
+        }
+    )
+    result = make_site(project, ready_env, stacks).preview()
+
+    assert [r.layer for r in result.layers] == [Layer.CLUSTER, Layer.BINDERHUB]
+    assert result.counts["cluster"]["update"] == 1
+    assert result.counts["binderhub"] == {
+        "create": 1,
+        "update": 1,
+        "replace": 0,
+        "delete": 0,
+        "import": 0,
+        "same": 0,
+    }
+    assert stacks.calls == [("cluster", "preview"), ("binderhub", "preview")]
+    # preview creates stacks that do not exist yet
+    assert all(create for _, create in stacks.opened)
+
+
+def test_preview_never_carries_a_secret_value(project: Path, ready_env: dict[str, str]) -> None:
+    stacks = t.FakeStacks(events={(Layer.BINDERHUB, "preview"): t.hub_update("s3cr3t-robot-token")})
+    result = make_site(project, ready_env, stacks).preview("binderhub")
+
+    dumped = json.dumps(result.to_json())
+    assert "s3cr3t-robot-token" not in dumped
+    release = next(c for c in result.layer(Layer.BINDERHUB).changes.changes if c.name == "binderhub-release")  # type: ignore[union-attr]
+    assert "values.password" in release.secret_keys
+    assert release.values["version"].new == "1.0.0-0.dev.git.3958"
+
+
+def test_hub_preview_is_skipped_while_the_cluster_is_only_planned(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    stacks = t.FakeStacks(events={(Layer.CLUSTER, "preview"): t.fresh_cluster()})
+    result = make_site(project, ready_env, stacks).preview("all")
+
+    assert stacks.calls == [("cluster", "preview")]
+    hub = result.layer(Layer.BINDERHUB)
+    assert hub.skipped is not None and "cluster does not exist yet" in hub.skipped
+    assert any("preview skipped" in n for n in result.notes)
+
+
+def test_up_previews_then_applies_each_layer_cluster_first(project: Path, ready_env: dict[str, str]) -> None:
+    stacks = t.FakeStacks(
+        events={
+            (Layer.CLUSTER, "preview"): t.nodegroup_resize(),
+            (Layer.CLUSTER, "up"): t.nodegroup_resize(),
+            (Layer.BINDERHUB, "preview"): t.hub_update(),
+            (Layer.BINDERHUB, "up"): t.hub_update(),
+        }
+    )
+    result = make_site(project, ready_env, stacks).up()
+
+    assert stacks.calls == [
+        ("cluster", "preview"),
+        ("cluster", "up"),
+        ("binderhub", "preview"),
+        ("binderhub", "up"),
+    ]
+    assert result.operation == "up"
+    assert result.counts["cluster"]["update"] == 1
+
+
+def test_up_refuses_a_cluster_replacement_naming_resource_property_and_remedy(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    stacks = t.FakeStacks(events={(Layer.CLUSTER, "preview"): t.cluster_replace()})
+    site = make_site(project, ready_env, stacks)
+
+    with pytest.raises(GuardRefused) as refused:
+        site.up()
+
+    assert ("cluster", "up") not in stacks.calls, "nothing is applied after a refusal"
+    message = str(refused.value)
+    assert "pythia-binder-cluster" in message
+    assert "masterFlavor" in message
+    assert "--allow-replace pythia-binder-cluster" in message
+    assert refused.value.exit_code == 3
+
+
+def test_allow_replace_names_the_resource_and_up_proceeds(project: Path, ready_env: dict[str, str]) -> None:
+    stacks = t.FakeStacks(events={(Layer.CLUSTER, "preview"): t.cluster_replace()})
+    make_site(project, ready_env, stacks).up("cluster", allow_replace={"pythia-binder-cluster"})
+
+    assert stacks.calls == [("cluster", "preview"), ("cluster", "up")]
+
+
+def test_destroy_goes_hub_first_after_confirmation(project: Path, ready_env: dict[str, str]) -> None:
+    stacks = t.FakeStacks(
+        resources={Layer.CLUSTER: t.cluster_resources(protect=False), Layer.BINDERHUB: t.hub_resources()}
+    )
+    asked: list[list[Layer]] = []
+
+    def confirm(layers: list[Layer]) -> bool:
+        asked.append(layers)
+        return True
+
+    make_site(project, ready_env, stacks).destroy(confirm=confirm)
+
+    assert asked == [[Layer.BINDERHUB, Layer.CLUSTER]]
+    assert stacks.calls == [("binderhub", "destroy"), ("cluster", "destroy")]
+    assert not any(create for _, create in stacks.opened), "destroy never creates a stack"
+
+
+def test_destroy_refuses_the_cluster_while_the_hub_holds_resources(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    stacks = t.FakeStacks(
+        resources={Layer.CLUSTER: t.cluster_resources(protect=False), Layer.BINDERHUB: t.hub_resources()}
+    )
+    with pytest.raises(DestroyRefused, match=r"BinderHub stack still holds 1 resource.*--layer binderhub"):
+        make_site(project, ready_env, stacks).destroy("cluster")
+    assert stacks.calls == []
+
+
+def test_destroy_refuses_a_protected_cluster_before_touching_the_hub(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    stacks = t.FakeStacks(
+        resources={Layer.CLUSTER: t.cluster_resources(protect=True), Layer.BINDERHUB: t.hub_resources()}
+    )
+    with pytest.raises(DestroyRefused, match=r"pythia-binder-cluster is protected.*cluster.protect: false"):
+        make_site(project, ready_env, stacks).destroy("all")
+    assert stacks.calls == [], "the hub must not be destroyed when the cluster cannot follow"
+
+
+def test_destroy_not_confirmed_deletes_nothing(project: Path, ready_env: dict[str, str]) -> None:
+    stacks = t.FakeStacks(resources={Layer.BINDERHUB: t.hub_resources()})
+    with pytest.raises(NotConfirmed):
+        make_site(project, ready_env, stacks).destroy("binderhub", confirm=lambda _layers: False)
+    assert stacks.calls == []
+
+
+def test_destroy_of_a_missing_stack_says_so(project: Path, ready_env: dict[str, str]) -> None:
+    stacks = t.FakeStacks(existing=set())
+    with pytest.raises(StackNotFound, match=r"no stack jetstream-binderhub-hub/jetstream2 on file://"):
+        make_site(project, ready_env, stacks).destroy("binderhub")
+
+
+def test_outputs_wrap_secrets(project: Path, ready_env: dict[str, str]) -> None:
+    stacks = t.FakeStacks(
+        outputs={
+            Layer.CLUSTER: {
+                "cluster_name": ("pythia-binder", False),
+                "kubeconfig": ("apiVersion: v1\n", True),
+            },
+            Layer.BINDERHUB: {"binderhub_url": ("https://binder.example.org", False)},
+        }
+    )
+    site = make_site(project, ready_env, stacks)
+    found = site.outputs()
+
+    cluster = found[Layer.CLUSTER]
+    assert cluster["cluster_name"] == "pythia-binder"
+    assert isinstance(cluster["kubeconfig"], Secret)
+    assert repr(cluster["kubeconfig"]) == "[secret]" and f"{cluster['kubeconfig']}" == "[secret]"
+    assert cluster["kubeconfig"].reveal() == "apiVersion: v1\n"
+    assert cluster.masked() == {"cluster_name": "pythia-binder", "kubeconfig": "[secret]"}
+    assert "apiVersion" not in repr(found)
+    assert site.url() == "https://binder.example.org"
+    assert not any(create for _, create in stacks.opened), "reading outputs never creates a stack"
+
+
+def test_kubeconfig_file_is_private_and_never_overwritten_silently(
+    project: Path, ready_env: dict[str, str], tmp_path: Path
+) -> None:
+    stacks = t.FakeStacks(outputs={Layer.CLUSTER: {"kubeconfig": ("apiVersion: v1\nkind: Config\n", True)}})
+    site = make_site(project, ready_env, stacks)
+    path = tmp_path / "kube" / "config.yaml"
+
+    site.write_kubeconfig(path)
+    assert path.read_text() == "apiVersion: v1\nkind: Config\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    with pytest.raises(OutputFileExists, match="--force"):
+        site.write_kubeconfig(path)
+    path.chmod(0o644)
+    site.write_kubeconfig(path, overwrite=True)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not list(path.parent.glob(".*.tmp")), "the temporary file is renamed into place"
+
+
+def test_kubeconfig_before_the_cluster_exists_says_run_up(project: Path, ready_env: dict[str, str]) -> None:
+    stacks = t.FakeStacks(outputs={Layer.CLUSTER: {}})
+    with pytest.raises(StackNotFound, match="has no kubeconfig yet"):
+        make_site(project, ready_env, stacks).kubeconfig()
+
+
+def test_locked_stack_is_one_line_with_what_to_do(project: Path, ready_env: dict[str, str]) -> None:
+    stacks = t.FakeStacks(errors={(Layer.CLUSTER, "preview"): t.locked()})
+    with pytest.raises(StackLocked) as locked:
+        make_site(project, ready_env, stacks).preview("cluster")
+    message = str(locked.value)
+    assert "\n" not in message
+    assert "locked by another update" in message and "pulumi cancel" in message
+    assert locked.value.exit_code == 4
+    assert locked.value.__cause__ is None, "the CLI's output must not ride along as the cause"
+
+
+def test_failed_update_is_summarised_from_the_engine_diagnostics(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    stacks = t.FakeStacks(
+        events={
+            (Layer.CLUSTER, "preview"): t.nodegroup_resize(),
+            (Layer.CLUSTER, "up"): [
+                t.step("update", t.NODE_GROUP_TYPE, "pythia-binder-nodegroup-user-m3.large", planning=False),
+                t.diagnostic(
+                    "1 error occurred:\n\t* updating urn:pulumi:jetstream2::x::y::z: Quota exceeded for cores",
+                    resource="pythia-binder-nodegroup-user-m3.large",
+                    type_=t.NODE_GROUP_TYPE,
+                ),
+                t.failed(t.NODE_GROUP_TYPE, "pythia-binder-nodegroup-user-m3.large"),
+                t.diagnostic("update failed"),
+            ],
+        },
+        errors={(Layer.CLUSTER, "up"): CommandError(t.command_result("error: update failed"))},
+    )
+    with pytest.raises(UpdateFailed) as failed:
+        make_site(project, ready_env, stacks).up("cluster")
+    message = str(failed.value)
+    assert "Quota exceeded for cores" in message
+    assert "pythia-binder-nodegroup-user-m3.large" in message
+    assert "\n" not in message
+
+
+def test_wrong_passphrase_is_named(project: Path, ready_env: dict[str, str]) -> None:
+    error = CommandError(
+        t.command_result('error: constructing secrets manager of type "passphrase": incorrect passphrase')
+    )
+    stacks = t.FakeStacks(errors={(Layer.CLUSTER, "outputs"): error})
+    with pytest.raises(PassphraseWrong, match="PULUMI_CONFIG_PASSPHRASE"):
+        make_site(project, ready_env, stacks).outputs("cluster")
+
+
+def test_layer_without_stack_file_is_skipped_for_all_and_refused_alone(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    (project / "binderhub" / "Pulumi.jetstream2.yaml").unlink()
+    stacks = t.FakeStacks(events={(Layer.CLUSTER, "preview"): t.nodegroup_resize()})
+    site = make_site(project, ready_env, stacks)
+
+    result = site.preview("all")
+    assert [r.layer for r in result.layers] == [Layer.CLUSTER]
+    assert any("no BinderHub layer" in n for n in result.notes)
+    with pytest.raises(SiteNotFound, match="has no binderhub layer"):
+        site.preview("binderhub")
+
+
+def test_from_files_validates_before_pulumi_runs(project: Path, ready_env: dict[str, str]) -> None:
+    path = project / "Pulumi.jetstream2.yaml"
+    path.write_text(path.read_text().replace("count: 1", "count: 2", 1))
+    stacks = t.FakeStacks()
+    with pytest.raises(ConfigError, match="must be odd"):
+        make_site(project, ready_env, stacks)
+    assert stacks.opened == []
+
+
+def test_repository_site_runs_the_local_programs_on_the_repo_state(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    site = make_site(project, ready_env, t.FakeStacks())
+    spec = site.spec(Layer.BINDERHUB)
+
+    assert spec.program is None, "a repository site runs Pulumi.yaml's program, as `pulumi up` does"
+    assert spec.work_dir == project.resolve() / "binderhub"
+    assert spec.project == "jetstream-binderhub-hub"
+    assert spec.env["PULUMI_BACKEND_URL"] == f"file://{project.resolve() / '.state'}"
+
+
+def test_backend_flag_beats_environment(project: Path, ready_env: dict[str, str]) -> None:
+    env = {**ready_env, "PULUMI_BACKEND_URL": "s3://from-env"}
+    assert make_site(project, env, t.FakeStacks()).backend.url == "s3://from-env"
+    site = make_site(
+        project, env, t.FakeStacks(), backend="s3://flag?endpoint=https://js2.jetstream-cloud.org:8001"
+    )
+    assert site.backend.url.startswith("s3://flag") and site.backend.source == "--backend"
