@@ -1,0 +1,186 @@
+"""`plan --compare BASE` on real git revisions of a site file: the plan-of-intent comment, the
+replacements it predicts, and that the base is planned by the base revision's own code."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from jetstream_binderhub.cli import app
+from jetstream_binderhub.engine.guard import find_dangerous
+from jetstream_binderhub.plan.compare import compare
+
+runner = CliRunner()
+
+
+def git(repo: Path, *args: str) -> str:
+    proc = subprocess.run(
+        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.org", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return proc.stdout.strip()
+
+
+@pytest.fixture
+def repo(repo_root: Path, tmp_path: Path) -> Path:
+    """A git repository with the shipped site committed once (revision `base`)."""
+    dest = tmp_path / "site-repo"
+    dest.mkdir()
+    shutil.copy(repo_root / "Pulumi.yaml", dest / "Pulumi.yaml")
+    shutil.copy(repo_root / "Pulumi.jetstream2.yaml", dest / "Pulumi.jetstream2.yaml")
+    shutil.copytree(repo_root / "infra", dest / "infra", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(repo_root / "binderhub", dest / "binderhub", ignore=shutil.ignore_patterns("__pycache__"))
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", ".")
+    git(dest, "commit", "-q", "-m", "base")
+    git(dest, "tag", "base")
+    return dest
+
+
+def edit_site(repo: Path, old: str, new: str) -> None:
+    path = repo / "Pulumi.jetstream2.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_second_revision_shows_a_replaced_node_group_and_an_in_place_resize(repo: Path) -> None:
+    edit_site(repo, "flavor: m3.large", "flavor: m3.xl")
+    edit_site(repo, "max_count: 10", "max_count: 12")
+    git(repo, "commit", "-q", "-am", "bigger user nodes")
+
+    comparison = compare("jetstream2", repo, "base")
+    cluster = next(layer for layer in comparison.layers if layer.layer == "cluster")
+    by_name = {c.name: c for c in cluster.changes}
+    group = by_name["pythia-binder-nodegroup-user-m3.large"]
+
+    assert group.op.value == "replace"
+    assert group.replace_causes == ["flavor_id"]
+    assert group.values["flavor_id"].old == "m3.large" and group.values["flavor_id"].new == "m3.xl"
+    assert "max_node_count" in group.changed_keys
+    assert "pythia-binder-cluster" not in by_name, "nothing else changes"
+    assert next(layer for layer in comparison.layers if layer.layer == "binderhub").has_changes is False
+    # The same guard that protects `up` reads the comparison.
+    dangers = find_dangerous(comparison.layers)
+    assert [d.name for d in dangers] == ["pythia-binder-nodegroup-user-m3.large"]
+
+
+def test_cli_writes_the_plan_of_intent_comment(repo: Path, tmp_path: Path) -> None:
+    edit_site(repo, "count: 1\n", "count: 3\n")  # the control plane: forces a new cluster
+    git(repo, "commit", "-q", "-am", "HA control plane")
+    comment = tmp_path / "comment.md"
+
+    result = runner.invoke(
+        app, ["plan", "jetstream2", "--compare", "base", "--markdown", str(comment), "-C", str(repo)]
+    )
+
+    assert result.exit_code == 0, result.output
+    text = comment.read_text()
+    assert text.startswith("<!-- jetstream-binderhub-preview:jetstream2 -->\n"), (
+        "same marker as the live preview"
+    )
+    assert "plan of intent" in text and "not a diff against the live cloud" in text
+    assert "Plan of intent (base → working tree)" in text
+    assert "| `cluster` | 0 | 0 | ⚠️ **1** | 0 |" in text
+    assert "`pythia-binder-cluster`" in text and "`master_count`" in text
+
+
+def test_cli_prints_to_stdout_and_json(repo: Path) -> None:
+    edit_site(repo, "max_count: 10", "max_count: 12")
+    result = runner.invoke(app, ["plan", "jetstream2", "--compare", "base", "-C", str(repo)])
+    assert result.exit_code == 0, result.output
+    assert "✏️ update `pythia-binder-nodegroup-user-m3.large`" in result.stdout
+
+    result = runner.invoke(app, ["plan", "jetstream2", "--compare", "base", "--json", "-C", str(repo)])
+    data = json.loads(result.stdout)
+    assert data["plan_of_intent"] is True
+    cluster = next(layer for layer in data["layers"] if layer["layer"] == "cluster")
+    assert [c["op"] for c in cluster["changes"]] == ["update"]
+
+
+def test_a_site_new_in_the_pull_request_is_all_creates(repo: Path) -> None:
+    shutil.copy(repo / "Pulumi.jetstream2.yaml", repo / "Pulumi.workshop.yaml")
+    comparison = compare("workshop", repo, "base")
+    cluster = comparison.layers[0]
+    assert {c.op.value for c in cluster.changes} == {"create"}
+    assert any("does not exist at base" in note for note in comparison.notes)
+
+
+def test_an_invalid_base_is_refused(repo: Path) -> None:
+    edit_site(repo, "count: 1\n", "count: 2\n")
+    git(repo, "commit", "-q", "-am", "broken")
+    git(repo, "tag", "broken")
+    edit_site(repo, "count: 2\n", "count: 1\n")
+    result = runner.invoke(app, ["plan", "jetstream2", "--compare", "broken", "-C", str(repo)])
+    assert result.exit_code == 2
+    assert "the site's config at broken does not plan" in result.stderr
+
+
+def test_the_base_is_planned_by_its_own_code(repo: Path) -> None:
+    """A revision that carries the package plans with that package (here a stub that declares one
+    resource), so a pull request changing a component is compared with what the old code declared."""
+    stub = repo / "src" / "jetstream_binderhub"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("")
+    plan = {
+        "site": "jetstream2",
+        "profile": "jetstream2",
+        "layers": [
+            {
+                "layer": "cluster",
+                "project": "jetstream-binderhub",
+                "stack": "jetstream2",
+                "resources": [
+                    {
+                        "layer": "cluster",
+                        "type": "openstack:containerinfra/cluster:Cluster",
+                        "name": "old-code-cluster",
+                        "parent": None,
+                        "custom": True,
+                        "inputs": {},
+                        "options": {},
+                    }
+                ],
+                "outputs": [],
+            }
+        ],
+        "cost": {"unit": "SU", "lines": [], "min_per_hour": 0, "max_per_hour": 0},
+        "notes": [],
+    }
+    (stub / "cli.py").write_text(f"import json\nprint(json.dumps({plan!r}))\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "old code")
+    git(repo, "tag", "old-code")
+    shutil.rmtree(repo / "src")
+
+    comparison = compare("jetstream2", repo, "old-code")
+    cluster = {c.name: c.op.value for c in comparison.layers[0].changes}
+    assert cluster["old-code-cluster"] == "delete"
+    assert cluster["pythia-binder-cluster"] == "create"
+
+
+def test_compare_against_a_site_file(repo: Path, tmp_path: Path) -> None:
+    other = tmp_path / "Pulumi.other.yaml"
+    other.write_text((repo / "Pulumi.jetstream2.yaml").read_text().replace("max_count: 10", "max_count: 4"))
+    result = runner.invoke(app, ["plan", "jetstream2", "--compare", str(other), "-C", str(repo)])
+    assert result.exit_code == 0, result.output
+    assert "max_node_count" in result.stdout and "`4` → `10`" in result.stdout
+
+
+def test_compare_against_nothing_sensible(repo: Path) -> None:
+    result = runner.invoke(app, ["plan", "jetstream2", "--compare", "no-such-ref", "-C", str(repo)])
+    assert result.exit_code == 2
+    assert "neither a git revision nor a site file" in result.stderr
+
+
+def test_markdown_without_compare_is_a_usage_error(repo: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["plan", "jetstream2", "--markdown", str(tmp_path / "x.md"), "-C", str(repo)])
+    assert result.exit_code == 2
+    assert "--markdown needs --compare" in result.stderr
