@@ -1,19 +1,28 @@
 """The `jetstream-binderhub` command: a thin layer over the library.
 
 Commands import Pulumi and the providers inside their bodies so that `--help` and argument errors
-stay fast (see scripts/benchmark.py).
+stay fast (see scripts/benchmark.py). Every domain error becomes one line on stderr and its exit code
+(docs/cli.md lists them); nothing the user can fix ends in a traceback.
 """
 
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 
 from jetstream_binderhub.errors import ConfigError, JetstreamBinderHubError
+
+if TYPE_CHECKING:
+    from jetstream_binderhub.automation.progress import Progress
+    from jetstream_binderhub.automation.results import Layer, SiteResult
+    from jetstream_binderhub.automation.site import Site
 
 app = typer.Typer(
     name="jetstream-binderhub",
@@ -24,6 +33,15 @@ app = typer.Typer(
 )
 
 T = TypeVar("T")
+
+INTERRUPTED_EXIT = 130
+
+
+class LayerName(StrEnum):
+    cluster = "cluster"
+    binderhub = "binderhub"
+    all = "all"
+
 
 SiteArg = Annotated[
     str,
@@ -39,6 +57,43 @@ ProjectDirOpt = Annotated[
         help="Repository holding Pulumi.yaml (default: the nearest one above the current directory).",
         file_okay=False,
     ),
+]
+LayerOpt = Annotated[
+    LayerName,
+    typer.Option(
+        "--layer",
+        "-l",
+        help="Which layer: cluster (Magnum), binderhub (everything on Kubernetes) or all (cluster first).",
+        case_sensitive=False,
+    ),
+]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help=(
+            "Pulumi state backend URL: file://DIR, s3://BUCKET?endpoint=...&s3ForcePathStyle=true (Jetstream2's "
+            "object store), https://api.pulumi.com. Default: $PULUMI_BACKEND_URL, else file://<repo>/.state."
+        ),
+        show_default=False,
+    ),
+]
+SecretsProviderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--secrets-provider",
+        help=(
+            "Secrets provider for stacks created now: passphrase (default on file/S3 backends, needs "
+            "PULUMI_CONFIG_PASSPHRASE_FILE or PULUMI_CONFIG_PASSPHRASE), default (Pulumi Cloud), or a KMS URL."
+        ),
+        show_default=False,
+    ),
+]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress display; one summary line per layer.")
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="No progress display; print the result as JSON on stdout (for CI).")
 ]
 
 
@@ -62,6 +117,9 @@ def run_or_exit(fn: Callable[[], T]) -> T:
         fail([f"error: invalid configuration{where}:", *(f"  {line}" for line in exc.lines())], exc.exit_code)
     except JetstreamBinderHubError as exc:
         fail([f"error: {exc}"], exc.exit_code)
+    except KeyboardInterrupt:
+        # Outside a running Pulumi command (those stop cleanly and raise Interrupted): nothing to stop.
+        fail(["error: interrupted (Ctrl-C); nothing was left running"], INTERRUPTED_EXIT)
 
 
 def find_project_dir(start: Path | None = None) -> Path:
@@ -73,10 +131,32 @@ def find_project_dir(start: Path | None = None) -> Path:
     return here
 
 
+# --- offline ------------------------------------------------------------------------------------
+
+
 @app.command()
 def plan(
     site: SiteArg,
     json_output: Annotated[bool, typer.Option("--json", help="Print the plan as JSON for machines.")] = False,
+    compare: Annotated[
+        str | None,
+        typer.Option(
+            "--compare",
+            metavar="BASE",
+            help=(
+                "Show what changes from BASE (a git revision such as origin/main, a site file, or a project "
+                "directory) to the working tree, as a pull-request comment. A plan of intent, not a diff "
+                "against the live cloud."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    markdown: Annotated[
+        Path | None,
+        typer.Option(
+            "--markdown", metavar="FILE", help="With --compare: write the comment to FILE instead of stdout."
+        ),
+    ] = None,
     project_dir: ProjectDirOpt = None,
 ) -> None:
     """Plan a site offline: run the real programs under Pulumi's mocks, no cloud or credentials needed.
@@ -84,12 +164,315 @@ def plan(
     Shows every resource with its key inputs and options, the outputs (secrets masked) and the
     allocation cost at minimum and maximum size.
     """
+    root = project_dir or find_project_dir()
+    if compare is not None:
+        _plan_compare(site, root, compare, markdown, json_output)
+        return
+    if markdown is not None:
+        fail(["error: --markdown needs --compare BASE (or use `preview --markdown` against the cloud)"], 2)
     from jetstream_binderhub.plan.render import render_json, render_text
     from jetstream_binderhub.plan.site import plan_site
 
-    root = project_dir or find_project_dir()
     result = run_or_exit(lambda: plan_site(site, root))
     sys.stdout.write(render_json(result) if json_output else render_text(result))
+
+
+def _plan_compare(site: str, root: Path, base: str, markdown: Path | None, json_output: bool) -> None:
+    from jetstream_binderhub.plan.compare import compare, render_comparison
+
+    comparison = run_or_exit(lambda: compare(site, root, base))
+    if json_output:
+        data = {
+            "site": site,
+            "base": comparison.base_label,
+            "head": comparison.head_label,
+            "plan_of_intent": True,
+            "layers": [layer.model_dump(mode="json") for layer in comparison.layers],
+            "notes": comparison.notes,
+        }
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    text = render_comparison(comparison)
+    if markdown is not None:
+        from jetstream_binderhub.automation.comment import write_comment
+
+        write_comment(markdown, text)
+        typer.echo(
+            f"wrote the plan-of-intent comment for {site} ({comparison.title}) to {markdown}", err=True
+        )
+    elif not json_output:
+        sys.stdout.write(text)
+
+
+# --- against the cloud --------------------------------------------------------------------------
+
+
+def _open_site(
+    site: str,
+    project_dir: Path | None,
+    backend: str | None,
+    secrets_provider: str | None,
+    progress: Progress | None,
+) -> Site:
+    from jetstream_binderhub.automation.site import Site
+
+    root = project_dir or find_project_dir()
+    return run_or_exit(
+        lambda: Site.from_files(
+            site, root, backend=backend, secrets_provider=secrets_provider, progress=progress
+        )
+    )
+
+
+@contextmanager
+def _progress(quiet: bool, json_output: bool) -> Iterator[Progress | None]:
+    if quiet or json_output:
+        yield None
+        return
+    from jetstream_binderhub.automation.progress import ConsoleProgress
+
+    display = ConsoleProgress()
+    try:
+        yield display
+    finally:
+        display.close()
+
+
+_LABELS = (
+    ("create", "to create"),
+    ("update", "to update"),
+    ("replace", "to REPLACE"),
+    ("delete", "to delete"),
+)
+_DONE_LABELS = (("create", "created"), ("update", "updated"), ("replace", "REPLACED"), ("delete", "deleted"))
+
+
+def _summary_lines(result: SiteResult) -> list[str]:
+    preview = result.operation == "preview"
+    lines = []
+    for layer in result.layers:
+        if layer.skipped:
+            lines.append(f"{layer.layer.value}: skipped: {layer.skipped}")
+            continue
+        counts = layer.counts
+        labels = _LABELS if preview else _DONE_LABELS
+        parts = [f"{counts.get(op, 0)} {label}" for op, label in labels]
+        parts.append(f"{counts.get('same', 0)} unchanged")
+        verb = {"preview": "would change", "up": "applied", "destroy": "destroyed", "refresh": "refreshed"}
+        lines.append(
+            f"{layer.layer.value} ({layer.stack}): {verb[result.operation]}: {', '.join(parts)} "
+            f"[{layer.duration_seconds:.0f}s]"
+        )
+    lines += [f"note: {note}" for note in result.notes]
+    return lines
+
+
+def _change_lines(result: SiteResult) -> list[str]:
+    """Per-resource lines for a preview: replacements and deletions first, with the keys that change."""
+    order = {"replace": 0, "delete": 1, "update": 2, "import": 3, "create": 4}
+    mark = {"replace": "+-", "delete": "- ", "update": "~ ", "import": "= ", "create": "+ "}
+    lines = []
+    for layer in result.layers:
+        if layer.changes is None:
+            continue
+        for change in sorted(layer.changes.changes, key=lambda c: order.get(c.op.value, 9)):
+            if change.op.value not in order:
+                continue
+            text = f"  {mark[change.op.value]} {layer.layer.value}: {change.name} ({change.type})"
+            if change.op.value == "replace":
+                causes = ", ".join(change.replace_causes) or "a change the engine did not attribute"
+                text += f"  REPLACED because of {causes}"
+            elif change.changed_keys:
+                text += f"  changes {', '.join(change.changed_keys[:8])}"
+                if len(change.changed_keys) > 8:
+                    text += f" and {len(change.changed_keys) - 8} more"
+            lines.append(text)
+    return lines
+
+
+def _report(result: SiteResult, *, quiet: bool, json_output: bool) -> None:
+    if json_output:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
+        return
+    if not quiet and result.operation == "preview":
+        for line in _change_lines(result):
+            typer.echo(line)
+    for line in _summary_lines(result):
+        typer.echo(line)
+
+
+@app.command()
+def preview(
+    site: SiteArg,
+    layer: LayerOpt = LayerName.all,
+    markdown: Annotated[
+        Path | None,
+        typer.Option(
+            "--markdown",
+            metavar="FILE",
+            help="Also write a pull-request comment (summary table, changed keys, replacements marked) to FILE.",
+        ),
+    ] = None,
+    backend: BackendOpt = None,
+    secrets_provider: SecretsProviderOpt = None,
+    quiet: QuietOpt = False,
+    json_output: JsonOpt = False,
+    project_dir: ProjectDirOpt = None,
+) -> None:
+    """Preview what `up` would change in the cloud, per layer (creates missing stacks, changes nothing)."""
+    with _progress(quiet, json_output) as display:
+        s = _open_site(site, project_dir, backend, secrets_provider, display)
+        result = run_or_exit(lambda: s.preview(layer.value))
+    if markdown is not None:
+        from jetstream_binderhub.automation.comment import render_comment, write_comment
+
+        text = render_comment(result.layer_changes, site=site, notes=result.notes)
+        write_comment(markdown, text)
+        if not json_output:
+            typer.echo(f"wrote the preview comment for {site} to {markdown}", err=True)
+    _report(result, quiet=quiet, json_output=json_output)
+
+
+@app.command()
+def up(
+    site: SiteArg,
+    layer: LayerOpt = LayerName.all,
+    allow_replace: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-replace",
+            metavar="NAME",
+            help=(
+                "Let `up` replace or delete this resource (logical name or URN, as the refusal names it). "
+                "Repeat for several. Without it, replacing the cluster, a node group or a template in use is refused."
+            ),
+        ),
+    ] = None,
+    backend: BackendOpt = None,
+    secrets_provider: SecretsProviderOpt = None,
+    quiet: QuietOpt = False,
+    json_output: JsonOpt = False,
+    project_dir: ProjectDirOpt = None,
+) -> None:
+    """Create or update the site: preview each layer, refuse dangerous replacements, then apply (cluster first).
+
+    A new Magnum cluster takes 10+ minutes; node groups about 5 minutes per node. Ctrl-C stops after the
+    operations in flight.
+    """
+    with _progress(quiet, json_output) as display:
+        s = _open_site(site, project_dir, backend, secrets_provider, display)
+        result = run_or_exit(lambda: s.up(layer.value, allow_replace=allow_replace or ()))
+    _report(result, quiet=quiet, json_output=json_output)
+
+
+def _confirm_destroy(site: str) -> Callable[[list[Layer]], bool]:
+    def confirm(layers: list[Layer]) -> bool:
+        names = " then ".join(layer.value for layer in layers)
+        typer.echo(f"This deletes the {names} layer(s) of site {site} and everything in them.", err=True)
+        try:
+            answer = typer.prompt(
+                f"Type the site name ({site}) to confirm", default="", show_default=False, err=True
+            )
+        except (typer.Abort, EOFError):
+            answer = ""
+        if not sys.stdin.isatty():
+            typer.echo("", err=True)  # piped input is not echoed: end the prompt's line
+        return answer.strip() == site
+
+    return confirm
+
+
+@app.command()
+def destroy(
+    site: SiteArg,
+    layer: LayerOpt = LayerName.all,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (for scripts).")
+    ] = False,
+    backend: BackendOpt = None,
+    secrets_provider: SecretsProviderOpt = None,
+    quiet: QuietOpt = False,
+    json_output: JsonOpt = False,
+    project_dir: ProjectDirOpt = None,
+) -> None:
+    """Delete the site's resources: the BinderHub layer first, then the cluster.
+
+    Refuses the cluster layer while the BinderHub stack still holds resources, and while the cluster
+    is protected (`cluster.protect: true`, the default).
+    """
+    confirm = None if yes else _confirm_destroy(site)
+    with _progress(quiet, json_output) as display:
+        s = _open_site(site, project_dir, backend, secrets_provider, display)
+        result = run_or_exit(lambda: s.destroy(layer.value, confirm=confirm))
+    _report(result, quiet=quiet, json_output=json_output)
+
+
+@app.command()
+def refresh(
+    site: SiteArg,
+    layer: LayerOpt = LayerName.all,
+    backend: BackendOpt = None,
+    secrets_provider: SecretsProviderOpt = None,
+    quiet: QuietOpt = False,
+    json_output: JsonOpt = False,
+    project_dir: ProjectDirOpt = None,
+) -> None:
+    """Read every resource back from the cloud into the state (after changes made outside Pulumi)."""
+    with _progress(quiet, json_output) as display:
+        s = _open_site(site, project_dir, backend, secrets_provider, display)
+        result = run_or_exit(lambda: s.refresh(layer.value))
+    _report(result, quiet=quiet, json_output=json_output)
+
+
+@app.command()
+def outputs(
+    site: SiteArg,
+    layer: LayerOpt = LayerName.all,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the outputs as JSON.")] = False,
+    backend: BackendOpt = None,
+    secrets_provider: SecretsProviderOpt = None,
+    project_dir: ProjectDirOpt = None,
+) -> None:
+    """Print the site's stack outputs, secret ones masked (for the kubeconfig use `kubeconfig`)."""
+    s = _open_site(site, project_dir, backend, secrets_provider, None)
+    found = run_or_exit(lambda: s.outputs(layer.value))
+    if json_output:
+        data = {name.value: out.masked() for name, out in found.items()}
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        return
+    for current, out in found.items():
+        typer.echo(f"{current.value} ({out.stack}):")
+        for name, value in sorted(out.masked().items()):
+            shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            typer.echo(f"  {name} = {shown}")
+
+
+@app.command()
+def kubeconfig(
+    site: SiteArg,
+    layer: LayerOpt = LayerName.cluster,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="File to write (default: ~/.kube/jetstream-binderhub-<site>.yaml). Created with mode 0600.",
+            dir_okay=False,
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the file if it exists.")] = False,
+    backend: BackendOpt = None,
+    secrets_provider: SecretsProviderOpt = None,
+    project_dir: ProjectDirOpt = None,
+) -> None:
+    """Write the cluster's kubeconfig to a file readable only by you; it is never printed."""
+    if layer is not LayerName.cluster:
+        fail([f"error: the kubeconfig is an output of the cluster layer, not of --layer {layer.value}"], 2)
+    path = output or Path(f"~/.kube/jetstream-binderhub-{site}.yaml").expanduser()
+    s = _open_site(site, project_dir, backend, secrets_provider, None)
+    written = run_or_exit(lambda: s.write_kubeconfig(path, overwrite=force))
+    typer.echo(
+        f"wrote the kubeconfig of {site} to {written} (mode 0600); use it with: export KUBECONFIG={written}"
+    )
 
 
 def main() -> None:
