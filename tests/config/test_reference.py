@@ -22,3 +22,11 @@ def test_every_field_is_documented() -> None:
         assert f"`cluster.{name}`" in text
     for name in NodeGroup.model_fields:
         assert f"`cluster.node_groups[].{name}`" in text
+
+
+def test_secret_keys_are_documented() -> None:
+    from jetstream_binderhub.config.hub import SECRET_KEYS
+
+    text = render()
+    for key in SECRET_KEYS:
+        assert f"- `{key}`:" in text

@@ -382,13 +382,13 @@ def test_the_program_itself_refuses_missing_or_plain_secrets(
     import json
 
     from jetstream_binderhub.config.stackfile import HUB_PROJECT
-    from jetstream_binderhub.hub.plan import run_hub_layer
     from jetstream_binderhub.hub.program import hub_program
+    from jetstream_binderhub.plan.runner import run_layer
 
     config = {f"{HUB_PROJECT}:{k}": json.dumps(v) for k, v in hub_config.items()}
     config.update({f"{HUB_PROJECT}:{k}": v for k, v in {**secrets, **plain}.items()})
     with pytest.raises(Exception, match=expected) as err:
-        run_hub_layer(
+        run_layer(
             hub_program,
             layer="binderhub",
             project=HUB_PROJECT,

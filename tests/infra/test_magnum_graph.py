@@ -238,8 +238,13 @@ def test_program_refuses_plaintext_provider_credentials() -> None:
     from jetstream_binderhub.infra.program import cluster_program
     from jetstream_binderhub.plan.runner import run_layer
 
-    config = {"jetstream-binderhub:cluster": '{"name": "x"}', "openstack:applicationCredentialSecret": "plain"}
-    with pytest.raises(Exception, match="openstack:applicationCredentialSecret: is a credential stored in plain"):
+    config = {
+        "jetstream-binderhub:cluster": '{"name": "x"}',
+        "openstack:applicationCredentialSecret": "plain",
+    }
+    with pytest.raises(
+        Exception, match="openstack:applicationCredentialSecret: is a credential stored in plain"
+    ):
         run_layer(cluster_program, layer="cluster", project="jetstream-binderhub", stack="s", config=config)
     layer, _ = run_layer(
         cluster_program,

@@ -86,8 +86,15 @@ def section(title: str, namespace: str, model: type[BaseModel], intro: str) -> s
     return "\n".join(lines)
 
 
+SECRET_KEY_DOCS = {
+    "registry_password": "password or robot token of `binderhub.registry.username`; BinderHub pushes built images with it.",
+    "github_token": "optional GitHub token, raising the GitHub API rate limit for resolving repositories.",
+}
+
+
 def render() -> str:
     from jetstream_binderhub.config.cluster import ClusterStackConfig
+    from jetstream_binderhub.config.hub import SECRET_KEYS, HubStackConfig
     from jetstream_binderhub.config.stackfile import CLUSTER_PROJECT, HUB_PROJECT
 
     parts = [
@@ -107,14 +114,17 @@ def render() -> str:
             "The Magnum cluster template, cluster and node groups.",
         ),
     ]
-    try:
-        from jetstream_binderhub.config.hub import HubStackConfig  # type: ignore[import-not-found]
-    except ImportError:
-        pass
-    else:
-        parts.append(
-            section("BinderHub layer", HUB_PROJECT, HubStackConfig, "Everything on the Kubernetes cluster.")
-        )
+    parts.append(
+        section("BinderHub layer", HUB_PROJECT, HubStackConfig, "Everything on the Kubernetes cluster.")
+    )
+    parts += [
+        "### BinderHub layer secrets",
+        "",
+        "Set each with `pulumi -C binderhub config set --secret <key> -s <site>`; a plain-text value is refused.",
+        "",
+        *(f"- `{key}`: {SECRET_KEY_DOCS[key]}" for key in SECRET_KEYS),
+        "",
+    ]
     return "\n".join(parts)
 
 

@@ -7,7 +7,7 @@ cluster's node groups and flavors, the chart schemas) before anything runs; `run
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,24 +86,6 @@ def _schema_problems(cfg: HubStackConfig, labels: Mapping[str, str]) -> tuple[li
     return problems, True
 
 
-def run_hub_layer(program: Callable[[], None], **kwargs: Any) -> tuple[LayerPlan, dict[str, Any]]:
-    """`run_layer`, leaving nothing behind when the program fails.
-
-    Pulumi's mock settings do not give a new context its own set of pending output tasks: the set is
-    shared by every context, and a failed run (a node group missing from the cluster stack, found
-    inside an apply) leaves its failed tasks there for the next plan in the process to trip over.
-    """
-    from pulumi.runtime.settings import SETTINGS
-
-    from jetstream_binderhub.plan.runner import run_layer
-
-    try:
-        return run_layer(program, **kwargs)
-    except BaseException:
-        SETTINGS.outputs.clear()  # pyright: ignore[reportAttributeAccessIssue]  (a contextproperty)
-        raise
-
-
 @dataclass(frozen=True)
 class HubLayerPlanner:
     """A validated BinderHub layer of one site, ready to run under mocks."""
@@ -172,8 +154,9 @@ class HubLayerPlanner:
     def run(self, cluster_outputs: Mapping[str, Any]) -> tuple[LayerPlan, list[str]]:
         """Run `hub_program` under mocks with the cluster stack reference answered from `cluster_outputs`."""
         from jetstream_binderhub.hub.program import hub_program
+        from jetstream_binderhub.plan.runner import run_layer
 
-        layer, outputs = run_hub_layer(
+        layer, outputs = run_layer(
             hub_program,
             layer=LAYER,
             project=HUB_PROJECT,

@@ -186,9 +186,17 @@ def run_layer(
     is answered from.
     """
     mocks = _PlanMocks(stack_outputs or {}, secret_outputs or {})
-    return contextvars.Context().run(
-        _run, program, mocks, layer, project, stack, dict(config), list(secret_keys or [])
-    )
+    try:
+        return contextvars.Context().run(
+            _run, program, mocks, layer, project, stack, dict(config), list(secret_keys or [])
+        )
+    except BaseException:
+        # The SDK's set of pending output tasks is not per context: a program that failed inside an apply
+        # leaves failed tasks there, and the next plan in this process would trip over them.
+        from pulumi.runtime.settings import SETTINGS
+
+        SETTINGS.outputs.clear()  # pyright: ignore[reportAttributeAccessIssue]  (a contextproperty)
+        raise
 
 
 def _run(

@@ -87,9 +87,7 @@ class Profile(_Frozen):
 
 def available_profiles() -> list[str]:
     return sorted(
-        p.name.removesuffix(".yaml")
-        for p in resources.files(__name__).iterdir()
-        if p.name.endswith(".yaml")
+        p.name.removesuffix(".yaml") for p in resources.files(__name__).iterdir() if p.name.endswith(".yaml")
     )
 
 
