@@ -313,3 +313,19 @@ def test_backend_flag_beats_environment(project: Path, ready_env: dict[str, str]
         project, env, t.FakeStacks(), backend="s3://flag?endpoint=https://js2.jetstream-cloud.org:8001"
     )
     assert site.backend.url.startswith("s3://flag") and site.backend.source == "--backend"
+
+
+def test_destroy_refuses_the_hubs_protected_floating_ip_naming_the_key(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    hub = t.hub_resources()
+    hub[-1] = t.StateResource(urn=hub[-1].urn, type=hub[-1].type, protect=True)
+    stacks = t.FakeStacks(resources={Layer.BINDERHUB: hub})
+    with pytest.raises(DestroyRefused) as refused:
+        make_site(project, ready_env, stacks).destroy("binderhub")
+    message = str(refused.value)
+    assert "ingress-floating-ip is protected" in message
+    assert (
+        "ingress.protect_floating_ip: false in" in message and "binderhub/Pulumi.jetstream2.yaml" in message
+    )
+    assert stacks.calls == []

@@ -68,6 +68,12 @@ PROJECTS = {Layer.CLUSTER: CLUSTER_PROJECT, Layer.BINDERHUB: HUB_PROJECT}
 
 CLUSTER_TYPE = "openstack:containerinfra/cluster:Cluster"
 
+PROTECT_KEYS = {
+    CLUSTER_TYPE: "cluster.protect",
+    "openstack:networking/floatingIp:FloatingIp": "ingress.protect_floating_ip",
+}
+"""Resource type -> the config key that puts `protect` on it, for the message that says how to lift it."""
+
 URL_OUTPUTS = ("binderhub_url", "url")
 """Output names of the BinderHub layer that hold the public URL, in order of preference."""
 
@@ -342,30 +348,20 @@ class Site:
     def destroy(
         self, layer: Layer | LayerChoice = "all", *, confirm: Callable[[list[Layer]], bool] | None = None
     ) -> SiteResult:
-        """Destroy the BinderHub layer, then the cluster. Refuses the cluster while the BinderHub stack
-        still holds resources, and while anything in it is protected — before destroying anything.
+        """Destroy the BinderHub layer, then the cluster. Refuses — before destroying anything — while a
+        layer holds protected resources (the cluster, the hub's floating IP) and refuses the cluster
+        while the BinderHub stack still holds resources.
 
         `confirm` is asked (with the layers, in the order they go) after those checks and before the
         first deletion; a false answer raises NotConfirmed. None: no question (the caller decided)."""
         layers, notes = self._layers(layer, reverse=True)
         self.check_environment(layers, cloud=True)
-        if Layer.CLUSTER in layers:
-            cluster = self._open(Layer.CLUSTER, create=False)
-            protected = [r for r in cluster.resources() if r.protect]
-            if protected:
-                names = ", ".join(r.name for r in protected)
-                where = (
-                    f"cluster.protect: false in {self.layout.stack_file(Layer.CLUSTER, self.name)}"
-                    if not self.layout.inline
-                    else "cluster.protect false in the site's config"
-                )
-                raise DestroyRefused(
-                    f"refusing to destroy the cluster layer of {self.name}: {names} is protected; if losing every "
-                    f"user's hub is intended, set {where}, run `jetstream-binderhub up {self.name} --layer cluster`, "
-                    "then destroy again"
-                )
-            if Layer.BINDERHUB not in layers:
-                self._refuse_while_hub_holds_resources()
+        # Every check before the first deletion: a hub destroyed for a cluster that then refuses to go
+        # would be the worst of both.
+        for current in layers:
+            self._refuse_protected(current)
+        if Layer.CLUSTER in layers and Layer.BINDERHUB not in layers:
+            self._refuse_while_hub_holds_resources()
         if confirm is not None and not confirm(layers):
             raise NotConfirmed(
                 f"destroy of site {self.name} was not confirmed; nothing was deleted (--yes skips the question)"
@@ -378,6 +374,34 @@ class Site:
             expected = sum(1 for r in stack.resources() if not r.bookkeeping)
             results.append(self._run(current, "destroy", expected=expected, stack=stack))
         return SiteResult(self.name, "destroy", tuple(results), tuple(notes))
+
+    def _refuse_protected(self, layer: Layer) -> None:
+        """Pulumi refuses to delete a protected resource half-way through a destroy; refuse up front,
+        naming the setting that lifts the protection."""
+        try:
+            stack = self._open(layer, create=False)
+        except StackNotFound:
+            if layer is Layer.BINDERHUB:
+                return  # never deployed: nothing to destroy (the destroy itself says so otherwise)
+            raise
+        protected = [r for r in stack.resources() if r.protect]
+        if not protected:
+            return
+        names = ", ".join(r.name for r in protected)
+        keys = sorted({PROTECT_KEYS.get(r.type, "") for r in protected} - {""})
+        where = (
+            str(self.layout.stack_file(layer, self.name)) if not self.layout.inline else "the site's config"
+        )
+        how = (
+            f"set {' and '.join(f'{k}: false' for k in keys)} in {where}, run `jetstream-binderhub up {self.name} "
+            f"--layer {layer.value}`, then destroy again"
+            if keys
+            else f"lift it with `pulumi state unprotect` in {self.layout.work_dir(layer)}, then destroy again"
+        )
+        raise DestroyRefused(
+            f"refusing to destroy the {layer.value} layer of {self.name}: {names} is protected; if losing it is "
+            f"intended, {how}"
+        )
 
     def _refuse_while_hub_holds_resources(self) -> None:
         if not self.has_layer(Layer.BINDERHUB):
