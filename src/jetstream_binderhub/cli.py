@@ -262,7 +262,7 @@ def _summary_lines(result: SiteResult) -> list[str]:
             f"{layer.layer.value} ({layer.stack}): {verb[result.operation]}: {', '.join(parts)} "
             f"[{layer.duration_seconds:.0f}s]"
         )
-    lines += [f"note: {note}" for note in result.notes]
+    lines += [f"note: {note}" for note in result.all_notes]
     return lines
 
 
@@ -435,6 +435,10 @@ def outputs(
     """Print the site's stack outputs, secret ones masked (for the kubeconfig use `kubeconfig`)."""
     s = _open_site(site, project_dir, backend, secrets_provider, None)
     found = run_or_exit(lambda: s.outputs(layer.value))
+    from jetstream_binderhub.automation.results import Layer
+
+    if layer is LayerName.all and s.has_layer(Layer.BINDERHUB) and Layer.BINDERHUB not in found:
+        typer.echo(f"note: the BinderHub layer of {site} is not deployed yet (no stack)", err=True)
     if json_output:
         data = {name.value: out.masked() for name, out in found.items()}
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")

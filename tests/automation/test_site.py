@@ -329,3 +329,12 @@ def test_destroy_refuses_the_hubs_protected_floating_ip_naming_the_key(
         "ingress.protect_floating_ip: false in" in message and "binderhub/Pulumi.jetstream2.yaml" in message
     )
     assert stacks.calls == []
+
+
+def test_a_preview_with_unreadable_events_is_not_trusted(project: Path, ready_env: dict[str, str]) -> None:
+    from jetstream_binderhub.engine.changes import EventStreamError
+
+    stacks = t.FakeStacks(events={(Layer.CLUSTER, "preview"): [*t.cluster_replace(), object()]})
+    with pytest.raises(EventStreamError):
+        make_site(project, ready_env, stacks).up("cluster")
+    assert ("cluster", "up") not in stacks.calls

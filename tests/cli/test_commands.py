@@ -457,3 +457,24 @@ def test_kubeconfig_default_path_is_under_kube(
     assert code == 0, err
     path = tmp_path / ".kube" / "jetstream-binderhub-jetstream2.yaml"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_outputs_of_a_site_whose_hub_is_not_deployed_yet(project: Path, stacks: t.FakeStacks) -> None:
+    stacks.existing = {Layer.CLUSTER}
+    stacks.outputs[Layer.CLUSTER] = {"cluster_name": ("pythia-binder", False)}
+    code, out, err = run("outputs", "jetstream2", "-C", str(project))
+    assert code == 0, err
+    assert "cluster_name = pythia-binder" in out
+    assert "BinderHub layer of jetstream2 is not deployed yet" in err
+    code, _, err = run("outputs", "jetstream2", "--layer", "binderhub", "-C", str(project))
+    assert code == 4
+
+
+def test_an_update_whose_events_were_unreadable_still_reports_success(
+    project: Path, stacks: t.FakeStacks
+) -> None:
+    stacks.events[(Layer.CLUSTER, "preview")] = t.nodegroup_resize()
+    stacks.events[(Layer.CLUSTER, "up")] = [object()]  # an event the collector cannot read
+    code, out, err = run("up", "jetstream2", "--layer", "cluster", "-q", "-C", str(project))
+    assert code == 0, err
+    assert "note: cluster: up succeeded but its events could not be read" in out

@@ -129,6 +129,8 @@ class LayerResult:
     duration_seconds: float = 0.0
     skipped: str | None = None
     """Why the layer was not run (e.g. the hub cannot be previewed before its cluster exists)."""
+    problem: str | None = None
+    """Something to tell the user although the operation succeeded (its events could not be read)."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -147,6 +149,8 @@ class LayerResult:
         }
         if self.skipped:
             data["skipped"] = self.skipped
+        if self.problem:
+            data["problem"] = self.problem
         if self.changes is not None:
             data["changes"] = self.changes.model_dump(mode="json")
         return data
@@ -167,6 +171,11 @@ class SiteResult:
     @property
     def counts(self) -> dict[str, dict[str, int]]:
         return {r.layer.value: r.counts for r in self.layers}
+
+    @property
+    def all_notes(self) -> list[str]:
+        """The site's notes and each layer's problem, for printing after the summary."""
+        return [*self.notes, *(r.problem for r in self.layers if r.problem)]
 
     @property
     def layer_changes(self) -> list[LayerChanges]:

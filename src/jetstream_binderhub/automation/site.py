@@ -419,12 +419,19 @@ class Site:
             )
 
     def outputs(self, layer: Layer | LayerChoice = "all") -> dict[Layer, LayerOutputs]:
-        """Each layer's stack outputs; secret outputs are :class:`Secret` (shown as ``[secret]``)."""
+        """Each layer's stack outputs; secret outputs are :class:`Secret` (shown as ``[secret]``).
+
+        With `all`, a BinderHub stack that does not exist yet is left out of the result."""
         layers, _ = self._layers(layer)
         self.check_environment(layers, cloud=False)
         found: dict[Layer, LayerOutputs] = {}
         for current in layers:
-            stack = self._open(current, create=False)
+            try:
+                stack = self._open(current, create=False)
+            except StackNotFound:
+                if layer == "all" and current is Layer.BINDERHUB:
+                    continue  # a site whose hub is not deployed yet still has cluster outputs
+                raise
             raw = self._call(current, "outputs", stack.outputs)
             found[current] = wrap_outputs(current, stack.spec.description, raw)
         return found
@@ -519,12 +526,26 @@ class Site:
             if error is None:
                 raise
             raise error from None
+        from jetstream_binderhub.engine.changes import EventStreamError
+
+        try:
+            changes = collector.result()
+            problem = None
+        except EventStreamError as exc:
+            if operation == "preview":
+                raise  # a preview nobody can read must not feed the guard or a pull-request comment
+            # The change itself went through; failing now would read as if it had not.
+            changes, problem = (
+                None,
+                f"{layer.value}: {operation} succeeded but its events could not be read ({exc})",
+            )
         result = LayerResult(
             layer=layer,
             operation=operation,
             stack=spec.description,
-            changes=collector.result(),
+            changes=changes,
             duration_seconds=time.monotonic() - start,
+            problem=problem,
         )
         progress.layer_finished(result)
         return result

@@ -256,7 +256,7 @@ def not_found(stack: str = "jetstream2") -> StackNotFoundError:
 class FakeStacks:
     """Scripted stacks. `events[(layer, op)]` is replayed; `errors[(layer, op)]` raised after it."""
 
-    events: dict[tuple[Layer, str], list[dict[str, Any]]] = field(default_factory=dict)
+    events: dict[tuple[Layer, str], list[Any]] = field(default_factory=dict)
     errors: dict[tuple[Layer, str], BaseException] = field(default_factory=dict)
     resources: dict[Layer, list[StateResource]] = field(default_factory=dict)
     outputs: dict[Layer, dict[str, tuple[Any, bool]]] = field(default_factory=dict)
@@ -291,7 +291,9 @@ class FakeStack:
         layer = self.spec.layer
         self._script.calls.append((layer.value, op))
         for event in self._script.events.get((layer, op), []):
-            on_event(EngineEvent.from_json(event))
+            # Dicts are parsed as the Automation API parses the engine's JSON; anything else is handed
+            # over as it is (to test what happens with an event nobody can read).
+            on_event(EngineEvent.from_json(event) if isinstance(event, dict) else event)
         if (layer, op) in self._script.during:
             self._script.during[(layer, op)]()
         if (layer, op) in self._script.errors:
