@@ -1,0 +1,169 @@
+"""A stand-in `pulumi` executable for contract tests of our use of the Automation API SDK.
+
+Not a Pulumi: it answers the handful of commands the SDK sends (version, stack select/init/output/
+history/export, config set, preview/up/refresh/destroy with a file event log, as the SDK uses for CLIs
+up to 3.205) from a scripted directory ($FAKE_PULUMI_DIR), and logs every call there. The tests check
+that the real SDK, driven by our code, sends what a real CLI expects and understands what it answers.
+
+Scripted directory:
+  stacks.json            {"<project>/<stack>": {"outputs": {...}, "secret": [names], "resources": [...]}}
+  events-<op>.jsonl      engine events to write to the --event-log of <op>
+  fail-<op>.txt          stderr to print, exit 255, after the events
+  block-<op>             wait for SIGINT after the events (writes running-<op> first)
+  calls.jsonl            written: one {"argv", "cwd", "backend"} per call
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DIR = Path(os.environ["FAKE_PULUMI_DIR"])
+STACKS = DIR / "stacks.json"
+
+
+def log(argv: list[str]) -> None:
+    # Values of secret config never reach the log: only that one was passed.
+    shown = list(argv)
+    if "--secret" in shown and "--" in shown:
+        shown[shown.index("--") + 1 :] = ["<secret value>"]
+    entry = {"argv": shown, "cwd": str(Path.cwd()), "backend": os.environ.get("PULUMI_BACKEND_URL")}
+    with (DIR / "calls.jsonl").open("a") as handle:
+        handle.write(json.dumps(entry) + "\n")
+
+
+def project() -> str:
+    for line in Path("Pulumi.yaml").read_text().splitlines():
+        if line.startswith("name:"):
+            return line.split(":", 1)[1].strip()
+    raise SystemExit("no Pulumi.yaml here")
+
+
+def option(argv: list[str], name: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def stacks() -> dict[str, dict[str, Any]]:
+    return json.loads(STACKS.read_text()) if STACKS.is_file() else {}
+
+
+def key(argv: list[str]) -> str:
+    return f"{project()}/{option(argv, '--stack')}"
+
+
+def fail(message: str) -> None:
+    print(message, file=sys.stderr)
+    raise SystemExit(255)
+
+
+def engine(op: str, argv: list[str]) -> None:
+    if key(argv) not in stacks():
+        fail(f"error: no stack named '{option(argv, '--stack')}' found")
+    path = Path(option(argv, "--event-log") or os.devnull)
+    events = DIR / f"events-{op}.jsonl"
+    lines = events.read_text().splitlines() if events.is_file() else []
+    sequence = 1000
+
+    def write(event: dict[str, object]) -> None:
+        nonlocal sequence
+        sequence += 1
+        with path.open("a") as handle:
+            handle.write(json.dumps({"sequence": sequence, "timestamp": int(time.time()), **event}) + "\n")
+
+    def cancelled(signum: int, frame: object) -> None:
+        log(["<SIGINT received>"])
+        write({"diagnosticEvent": {"message": "update canceled", "color": "never", "severity": "error"}})
+        write({"cancelEvent": {}})
+        fail("error: update canceled")
+
+    signal.signal(signal.SIGINT, cancelled)
+    with path.open("a") as handle:
+        for line in lines:
+            handle.write(line + "\n")
+    if not any('"summaryEvent"' in line for line in lines):
+        write(
+            {
+                "summaryEvent": {
+                    "maybeCorrupt": False,
+                    "durationSeconds": 0,
+                    "resourceChanges": {},
+                    "PolicyPacks": {},
+                }
+            }
+        )
+    if (DIR / f"block-{op}").exists():
+        (DIR / f"running-{op}").write_text("")
+        time.sleep(30)
+    failure = DIR / f"fail-{op}.txt"
+    if failure.is_file():
+        write({"cancelEvent": {}})
+        fail(failure.read_text())
+    write({"cancelEvent": {}})
+    print(f"{op} done")
+
+
+def main(argv: list[str]) -> None:
+    argv = [a for a in argv if a != "--non-interactive"]
+    log(argv)
+    if argv[:1] == ["version"]:
+        print("v3.190.0")
+        return
+    if argv[:2] == ["stack", "select"]:
+        if key(argv) not in stacks():
+            fail(f"error: no stack named '{option(argv, '--stack')}' found")
+        return
+    if argv[:2] == ["stack", "init"]:
+        state = stacks()
+        state[f"{project()}/{argv[2]}"] = {"outputs": {}, "secret": [], "resources": []}
+        STACKS.write_text(json.dumps(state))
+        return
+    if argv[:2] == ["stack", "output"]:
+        stack = stacks()[key(argv)]
+        outputs = dict(stack["outputs"])
+        if "--show-secrets" not in argv:
+            outputs = {k: "[secret]" if k in stack["secret"] else v for k, v in outputs.items()}
+        print(json.dumps(outputs))
+        return
+    if argv[:2] == ["stack", "history"]:
+        now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+        print(
+            json.dumps(
+                [
+                    {
+                        "kind": "update",
+                        "startTime": now,
+                        "endTime": now,
+                        "message": "",
+                        "environment": {},
+                        "config": {},
+                        "result": "succeeded",
+                        "version": 1,
+                        "resourceChanges": {},
+                    }
+                ]
+            )
+        )
+        return
+    if argv[:2] == ["stack", "export"]:
+        print(json.dumps({"version": 3, "deployment": {"resources": stacks()[key(argv)]["resources"]}}))
+        return
+    if argv[:2] == ["config", "set"]:
+        return
+    if argv and argv[0] in ("preview", "up", "refresh", "destroy"):
+        engine(argv[0], argv)
+        return
+    fail(f"error: the fake pulumi does not know {' '.join(argv)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

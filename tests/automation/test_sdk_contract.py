@@ -1,0 +1,218 @@
+"""Our use of the real Automation API SDK (LocalWorkspace, Stack, PulumiCommand), end to end, against a
+stand-in `pulumi` executable (fake_pulumi_cli.py) that answers from a script and logs every call.
+
+This checks what no fake StackOpener can: that PulumiStacks builds workspaces the SDK accepts, that the
+options we pass become the CLI flags we mean, that the SDK's own parsing of events, outputs and errors
+feeds our translation, and that Ctrl-C reaches the child `pulumi` and ends in a clean stop. The real
+CLI's behaviour itself is covered by test_pulumi_cli.py where `pulumi` is installed.
+"""
+
+from __future__ import annotations
+
+import _thread
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jetstream_binderhub.automation import Interrupted, Layer, Secret, Site, StackLocked
+from jetstream_binderhub.automation import testing as t
+from jetstream_binderhub.engine.guard import GuardRefused
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def fake_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `pulumi` on PATH backed by fake_pulumi_cli.py; returns its scripted directory."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "pulumi"
+    script.write_text(f"#!{sys.executable}\n" + (HERE / "fake_pulumi_cli.py").read_text())
+    script.chmod(0o755)
+    scripted = tmp_path / "fake-pulumi"
+    scripted.mkdir()
+    monkeypatch.setenv("FAKE_PULUMI_DIR", str(scripted))
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("PULUMI_BACKEND_URL", raising=False)
+    return scripted
+
+
+def calls(scripted: Path) -> list[dict[str, Any]]:
+    path = scripted / "calls.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def commands(scripted: Path) -> list[str]:
+    """Each call as its subcommand words (`stack select`, `preview`, ...)."""
+    out = []
+    for call in calls(scripted):
+        words = [w for w in call["argv"] if not w.startswith("-")][:2]
+        out.append(
+            " ".join(words) if words and words[0] in ("stack", "config") else (words[0] if words else "")
+        )
+    return out
+
+
+def script_events(scripted: Path, op: str, events: list[dict[str, Any]]) -> None:
+    (scripted / f"events-{op}.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+
+
+def existing(scripted: Path, project: str, **stack: Any) -> None:
+    state = json.loads((scripted / "stacks.json").read_text()) if (scripted / "stacks.json").is_file() else {}
+    state[f"{project}/jetstream2"] = {"outputs": {}, "secret": [], "resources": [], **stack}
+    (scripted / "stacks.json").write_text(json.dumps(state))
+
+
+def test_preview_creates_the_stack_and_reads_the_event_log(
+    fake_cli: Path, project: Path, ready_env: dict[str, str]
+) -> None:
+    script_events(fake_cli, "preview", t.nodegroup_resize())
+    site = Site.from_files("jetstream2", project, env=ready_env)
+    result = site.preview("cluster")
+
+    assert result.counts["cluster"]["update"] == 1
+    assert commands(fake_cli) == ["version", "version", "stack select", "stack init", "preview"]
+    preview = calls(fake_cli)[-1]
+    assert preview["cwd"] == str(project.resolve()), "the repository's own project: `pulumi up` semantics"
+    assert preview["backend"] == f"file://{project.resolve() / '.state'}"
+    argv = preview["argv"]
+    assert argv[argv.index("--stack") + 1] == "jetstream2"
+    assert argv[argv.index("--color") + 1] == "never"
+    assert "--event-log" in argv and "--client" not in " ".join(argv), "a local program, not inline"
+
+
+def test_up_refused_by_the_guard_never_runs_pulumi_up(
+    fake_cli: Path, project: Path, ready_env: dict[str, str]
+) -> None:
+    existing(fake_cli, "jetstream-binderhub")
+    script_events(fake_cli, "preview", t.cluster_replace())
+    with pytest.raises(GuardRefused):
+        Site.from_files("jetstream2", project, env=ready_env).up("cluster")
+    assert "up" not in commands(fake_cli)
+
+
+def test_up_applies_with_the_sdks_flags(fake_cli: Path, project: Path, ready_env: dict[str, str]) -> None:
+    existing(fake_cli, "jetstream-binderhub")
+    script_events(fake_cli, "preview", t.nodegroup_resize())
+    script_events(fake_cli, "up", t.nodegroup_resize())
+    result = Site.from_files("jetstream2", project, env=ready_env).up("cluster")
+
+    assert result.counts["cluster"]["update"] == 1
+    up = next(c for c in calls(fake_cli) if c["argv"][0] == "up")
+    assert {"--yes", "--skip-preview", "--suppress-outputs"} <= set(up["argv"])
+
+
+def test_outputs_are_wrapped_from_the_sdks_masked_and_plain_reads(
+    fake_cli: Path, project: Path, ready_env: dict[str, str], tmp_path: Path
+) -> None:
+    existing(
+        fake_cli,
+        "jetstream-binderhub",
+        outputs={"cluster_name": "pythia-binder", "kubeconfig": "apiVersion: v1\n"},
+        secret=["kubeconfig"],
+    )
+    site = Site.from_files("jetstream2", project, env=ready_env)
+    outputs = site.outputs("cluster")[Layer.CLUSTER]
+    assert outputs["cluster_name"] == "pythia-binder"
+    assert isinstance(outputs["kubeconfig"], Secret) and outputs["kubeconfig"].reveal() == "apiVersion: v1\n"
+
+
+def test_a_locked_stack_as_the_cli_reports_it(
+    fake_cli: Path, project: Path, ready_env: dict[str, str]
+) -> None:
+    existing(fake_cli, "jetstream-binderhub")
+    (fake_cli / "fail-preview.txt").write_text(
+        "error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end or "
+        "delete the lock file with `pulumi cancel`."
+    )
+    with pytest.raises(StackLocked, match="locked by another update"):
+        Site.from_files("jetstream2", project, env=ready_env).preview("cluster")
+
+
+def test_destroy_refuses_a_protected_cluster_from_the_exported_state(
+    fake_cli: Path, project: Path, ready_env: dict[str, str]
+) -> None:
+    resource = {
+        "urn": t.urn(t.CLUSTER_TYPE, "pythia-binder-cluster"),
+        "type": t.CLUSTER_TYPE,
+        "protect": True,
+    }
+    existing(fake_cli, "jetstream-binderhub", resources=[resource])
+    (project / "binderhub" / "Pulumi.jetstream2.yaml").unlink()
+    with pytest.raises(Exception, match="pythia-binder-cluster is protected"):
+        Site.from_files("jetstream2", project, env=ready_env).destroy("cluster")
+    assert "destroy" not in commands(fake_cli)
+
+
+def test_inline_site_hands_the_program_to_the_cli_and_stores_secrets_through_it(
+    fake_cli: Path,
+    tmp_path: Path,
+    ready_env: dict[str, str],
+    repo_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import yaml
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    doc = yaml.safe_load((repo_root / "binderhub" / "Pulumi.jetstream2.yaml").read_text())
+    hub = {k.split(":", 1)[1]: v for k, v in doc["config"].items()}
+    cluster = yaml.safe_load((repo_root / "Pulumi.jetstream2.yaml").read_text())["config"]
+    cluster = {k.split(":", 1)[1]: v for k, v in cluster.items()}
+    script_events(fake_cli, "preview", t.nodegroup_resize())
+    site = Site.from_config(
+        "jetstream2",
+        cluster=cluster,
+        hub=hub,
+        hub_secrets={"registry_password": "robot-token"},
+        work_dir=tmp_path / "site",
+        env=ready_env,
+    )
+    site.preview("all")
+
+    assert "name: jetstream-binderhub-hub" in (tmp_path / "site" / "binderhub" / "Pulumi.yaml").read_text()
+    previews = [c for c in calls(fake_cli) if c["argv"][0] == "preview"]
+    assert len(previews) == 2
+    assert all(any(a.startswith("--client=127.0.0.1:") for a in c["argv"]) for c in previews), (
+        "inline programs"
+    )
+    secret_set = [c["argv"] for c in calls(fake_cli) if c["argv"][:2] == ["config", "set"]]
+    assert secret_set == [
+        [
+            "config",
+            "set",
+            "jetstream-binderhub-hub:registry_password",
+            "--secret",
+            "--stack",
+            "jetstream2",
+            "--",
+            "<secret value>",
+        ]
+    ]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="child lookup via /proc (Linux)")
+def test_ctrl_c_reaches_pulumi_and_ends_in_a_clean_stop(
+    fake_cli: Path, project: Path, ready_env: dict[str, str]
+) -> None:
+    existing(fake_cli, "jetstream-binderhub")
+    script_events(fake_cli, "preview", t.nodegroup_resize())
+    (fake_cli / "block-up").write_text("")
+
+    def press_ctrl_c() -> None:
+        deadline = time.monotonic() + 20
+        while not (fake_cli / "running-up").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _thread.interrupt_main()
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    with pytest.raises(Interrupted, match="stopped cleanly after Ctrl-C") as stopped:
+        Site.from_files("jetstream2", project, env=ready_env).up("cluster")
+
+    assert stopped.value.exit_code == 130
+    assert any(c["argv"] == ["<SIGINT received>"] for c in calls(fake_cli)), "SIGINT was forwarded to pulumi"
