@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from jetstream_binderhub.automation.testing import READY_ENV
 from jetstream_binderhub.config.stackfile import CLUSTER_PROJECT
 from jetstream_binderhub.plan.model import LayerPlan
 
@@ -86,3 +87,21 @@ def site_dir(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return make
+
+
+@pytest.fixture
+def project(repo_root: Path, tmp_path: Path) -> Path:
+    """For Site and CLI tests (no Pulumi CLI needed): the shipped site's two projects and stack files, copied so that state and writes stay in tmp."""
+    dest = tmp_path / "repo"
+    dest.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.jetstream2.yaml"):
+        shutil.copy(repo_root / name, dest / name)
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(repo_root / "infra", dest / "infra", ignore=ignore)
+    shutil.copytree(repo_root / "binderhub", dest / "binderhub", ignore=ignore)
+    return dest
+
+
+@pytest.fixture
+def ready_env() -> dict[str, str]:
+    return dict(READY_ENV)

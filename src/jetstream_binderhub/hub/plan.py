@@ -79,9 +79,9 @@ def _schema_problems(cfg: HubStackConfig, labels: Mapping[str, str]) -> tuple[li
     extra = cfg.binderhub.extra_values
     problems = []
     for found in validate_binderhub_values(binderhub_values(cfg, labels, github_token=False), upstream):
-        first = found.path.split(".", 1)[0]
+        first = found.key.split(".", 1)[0]
         # A value the user wrote in extra_values is named there; anything else is ours to fix.
-        key = "binderhub.extra_values" if first in extra or found.path == "(root)" else "binderhub"
+        key = "binderhub.extra_values" if first in extra or found.key == "(root)" else "binderhub"
         problems.append(Problem(key, f"the binderhub chart would refuse {found}"))
     return problems, True
 

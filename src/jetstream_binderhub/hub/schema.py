@@ -14,13 +14,13 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from jetstream_binderhub.errors import Problem
 from jetstream_binderhub.hub.values import deep_merge
 
 BINDERHUB_SCHEMA = "binderhub-values.schema.yaml"
@@ -28,17 +28,6 @@ BINDERHUB_DEFAULTS = "binderhub-values.yaml"
 JUPYTERHUB_SCHEMA = "z2jh-4.2.0-values.schema.yaml"
 JUPYTERHUB_DEFAULTS = "z2jh-4.2.0-values.yaml"
 UPSTREAM_ENV = "JSBH_UPSTREAM_DIR"
-
-
-@dataclass(frozen=True)
-class SchemaProblem:
-    """One value the chart would refuse, by its path in the values (e.g. `jupyterhub.cull.timeout`)."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
 
 
 def find_upstream_dir() -> Path | None:
@@ -69,7 +58,7 @@ def coalesce(defaults: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str
     return out
 
 
-def _problems(schema: Mapping[str, Any], instance: Any, prefix: str) -> list[SchemaProblem]:
+def _problems(schema: Mapping[str, Any], instance: Any, prefix: str) -> list[Problem]:
     from jsonschema import Draft7Validator
 
     found = []
@@ -77,11 +66,11 @@ def _problems(schema: Mapping[str, Any], instance: Any, prefix: str) -> list[Sch
         Draft7Validator(schema).iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))
     ):
         path = ".".join([prefix, *map(str, err.absolute_path)] if prefix else map(str, err.absolute_path))
-        found.append(SchemaProblem(path or "(root)", err.message))
+        found.append(Problem(path or "(root)", err.message))
     return found
 
 
-def validate_binderhub_values(values: Mapping[str, Any], upstream_dir: Path) -> list[SchemaProblem]:
+def validate_binderhub_values(values: Mapping[str, Any], upstream_dir: Path) -> list[Problem]:
     """Every problem the binderhub chart (and its jupyterhub subchart) would report for `values`."""
     bh_defaults = _load(upstream_dir / BINDERHUB_DEFAULTS)
     problems = _problems(_load(upstream_dir / BINDERHUB_SCHEMA), coalesce(bh_defaults, values), "")

@@ -113,6 +113,13 @@ def _forces_replacement(resource: PlannedResource, key: str) -> bool:
     return top in FORCE_NEW.get(resource.type, frozenset())
 
 
+def _whole(site: str, project: str, layer: str, resource: PlannedResource, op: ChangeOp) -> ResourceChange:
+    """A resource only one of the two plans has: created or deleted as a whole."""
+    return ResourceChange(
+        layer=layer, urn=_urn(site, project, resource), type=resource.type, name=resource.name, op=op
+    )
+
+
 def _urn(site: str, project: str, resource: PlannedResource) -> str:
     # The plan records the parent's name, not its type chain; this URN is exact in stack, project, type
     # and name, which is all the renderer and the guard read.
@@ -175,15 +182,7 @@ def diff_layer(site: str, layer: str, base: LayerPlan | None, head: LayerPlan | 
     unchanged = 0
     for key, resource in new.items():
         if key not in old:
-            changes.append(
-                ResourceChange(
-                    layer=layer,
-                    urn=_urn(site, project, resource),
-                    type=resource.type,
-                    name=resource.name,
-                    op=ChangeOp.CREATE,
-                )
-            )
+            changes.append(_whole(site, project, layer, resource, ChangeOp.CREATE))
             continue
         change = diff_resource(site, project, layer, old[key], resource)
         if change is None:
@@ -192,15 +191,7 @@ def diff_layer(site: str, layer: str, base: LayerPlan | None, head: LayerPlan | 
             changes.append(change)
     for key, resource in old.items():
         if key not in new:
-            changes.append(
-                ResourceChange(
-                    layer=layer,
-                    urn=_urn(site, project, resource),
-                    type=resource.type,
-                    name=resource.name,
-                    op=ChangeOp.DELETE,
-                )
-            )
+            changes.append(_whole(site, project, layer, resource, ChangeOp.DELETE))
     # As in a live preview: a stack reference is only read, and provider instances are plumbing unless
     # replaced (a replaced Kubernetes provider re-creates everything it manages).
     shown = [
