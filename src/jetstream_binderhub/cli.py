@@ -223,6 +223,21 @@ def _open_site(
     )
 
 
+def _on_site(
+    site: str,
+    project_dir: Path | None,
+    backend: str | None,
+    secrets_provider: str | None,
+    quiet: bool,
+    json_output: bool,
+    operation: Callable[[Site], SiteResult],
+) -> SiteResult:
+    """Open the site with the live display (unless quiet or JSON) and run one operation on it."""
+    with _progress(quiet, json_output) as display:
+        opened = _open_site(site, project_dir, backend, secrets_provider, display)
+        return run_or_exit(lambda: operation(opened))
+
+
 @contextmanager
 def _progress(quiet: bool, json_output: bool) -> Iterator[Progress | None]:
     if quiet or json_output:
@@ -319,9 +334,9 @@ def preview(
     project_dir: ProjectDirOpt = None,
 ) -> None:
     """Preview what `up` would change in the cloud, per layer (creates missing stacks, changes nothing)."""
-    with _progress(quiet, json_output) as display:
-        s = _open_site(site, project_dir, backend, secrets_provider, display)
-        result = run_or_exit(lambda: s.preview(layer.value))
+    result = _on_site(
+        site, project_dir, backend, secrets_provider, quiet, json_output, lambda s: s.preview(layer.value)
+    )
     if markdown is not None:
         from jetstream_binderhub.automation.comment import render_comment, write_comment
 
@@ -358,9 +373,15 @@ def up(
     A new Magnum cluster takes 10+ minutes; node groups about 5 minutes per node. Ctrl-C stops after the
     operations in flight.
     """
-    with _progress(quiet, json_output) as display:
-        s = _open_site(site, project_dir, backend, secrets_provider, display)
-        result = run_or_exit(lambda: s.up(layer.value, allow_replace=allow_replace or ()))
+    result = _on_site(
+        site,
+        project_dir,
+        backend,
+        secrets_provider,
+        quiet,
+        json_output,
+        lambda s: s.up(layer.value, allow_replace=allow_replace or ()),
+    )
     _report(result, quiet=quiet, json_output=json_output)
 
 
@@ -400,9 +421,15 @@ def destroy(
     is protected (`cluster.protect: true`, the default).
     """
     confirm = None if yes else _confirm_destroy(site)
-    with _progress(quiet, json_output) as display:
-        s = _open_site(site, project_dir, backend, secrets_provider, display)
-        result = run_or_exit(lambda: s.destroy(layer.value, confirm=confirm))
+    result = _on_site(
+        site,
+        project_dir,
+        backend,
+        secrets_provider,
+        quiet,
+        json_output,
+        lambda s: s.destroy(layer.value, confirm=confirm),
+    )
     _report(result, quiet=quiet, json_output=json_output)
 
 
@@ -417,9 +444,9 @@ def refresh(
     project_dir: ProjectDirOpt = None,
 ) -> None:
     """Read every resource back from the cloud into the state (after changes made outside Pulumi)."""
-    with _progress(quiet, json_output) as display:
-        s = _open_site(site, project_dir, backend, secrets_provider, display)
-        result = run_or_exit(lambda: s.refresh(layer.value))
+    result = _on_site(
+        site, project_dir, backend, secrets_provider, quiet, json_output, lambda s: s.refresh(layer.value)
+    )
     _report(result, quiet=quiet, json_output=json_output)
 
 
