@@ -243,3 +243,24 @@ def test_many_diagnostics_are_capped() -> None:
 def test_a_site_that_could_break_the_marker_is_refused(site: str) -> None:
     with pytest.raises(ValueError, match="site"):
         render_markdown([], site=site)
+
+
+def test_template_created_before_the_old_one_is_deleted_reads_as_an_upgrade() -> None:
+    def template(delete_first: bool | None) -> LayerChanges:
+        change = ResourceChange(
+            layer="cluster",
+            urn="urn:pulumi:s::p::jetstream-binderhub:infra:MagnumCluster$openstack:containerinfra/clusterTemplate:ClusterTemplate::t",
+            type="openstack:containerinfra/clusterTemplate:ClusterTemplate",
+            name="t",
+            op=ChangeOp.REPLACE,
+            replace_causes=["image"],
+            changed_keys=["image"],
+            delete_before_replace=delete_first,
+        )
+        return LayerChanges(layer="cluster", changes=[change])
+
+    safe = line_about(render_markdown([template(False)], site="s"), "t")
+    assert "the new template is created first and the cluster moves to it in place" in safe
+    risky = line_about(render_markdown([template(True)], site="s"), "t")
+    assert "deleted **before** the new one exists" in risky
+    assert "created first" not in risky

@@ -20,6 +20,7 @@ from jetstream_binderhub.engine.changes import (
     ResourceChange,
     clean_text,
 )
+from jetstream_binderhub.engine.guard import TEMPLATE_TYPE
 
 COMMENT_LIMIT = 65_536
 """GitHub refuses issue and pull-request comments longer than this."""
@@ -117,6 +118,9 @@ def _line(change: ResourceChange, *, compact: bool) -> str:
             text += "; also changes " + _keys(change, others, values=values, limit=limit)
         if change.delete_before_replace:
             text += " — the old one is deleted **before** the new one exists"
+        elif change.delete_before_replace is False and change.type == TEMPLATE_TYPE:
+            # The expected shape of every Kubernetes upgrade: reviewers should not read it as an outage.
+            text += " — the new template is created first and the cluster moves to it in place"
         if change.type == "pulumi:providers:kubernetes":
             text += " — every Kubernetes resource it manages is re-created with it"
         elif change.is_provider:
