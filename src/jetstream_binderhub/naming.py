@@ -17,6 +17,12 @@ is the only reliable selector for placing pods on a group.
 DEFAULT_WORKER = "default-worker"
 """The node group Magnum always creates from the template's flavor and the cluster's node_count."""
 
+# pulumi-openstack's type tokens of the Magnum resources: the plan, the guard, the preview and the
+# progress display all recognise the cluster's resources by them.
+CLUSTER_TYPE = "openstack:containerinfra/cluster:Cluster"
+NODE_GROUP_TYPE = "openstack:containerinfra/nodeGroup:NodeGroup"
+TEMPLATE_TYPE = "openstack:containerinfra/clusterTemplate:ClusterTemplate"
+
 RFC1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 RFC1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
@@ -31,6 +37,11 @@ def node_group_label_value(group_name: str) -> str:
     ``user-m3.large`` becomes ``user-m3-large``.
     """
     return _NOT_ALNUM.sub("-", group_name.lower()).strip("-")
+
+
+def snake_case(key: str) -> str:
+    """A provider property's wire name (`masterFlavor`) as the Python SDK names it (`master_flavor`)."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
 
 
 def content_digest(value: Any, length: int = 8) -> str:

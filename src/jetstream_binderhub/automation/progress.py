@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from jetstream_binderhub.automation.results import Layer, LayerResult
+from jetstream_binderhub.naming import CLUSTER_TYPE, NODE_GROUP_TYPE
 
 if TYPE_CHECKING:
     from pulumi.automation import EngineEvent
 
 SLOW_TYPES = {
-    "openstack:containerinfra/cluster:Cluster": "Magnum clusters take 10+ minutes to create or upgrade",
-    "openstack:containerinfra/nodeGroup:NodeGroup": "a Magnum node group takes about 5 minutes per node",
+    CLUSTER_TYPE: "Magnum clusters take 10+ minutes to create or upgrade",
+    NODE_GROUP_TYPE: "a Magnum node group takes about 5 minutes per node",
 }
 """Resource types whose operations are slow in the cloud, with the note shown while they run."""
 

@@ -57,6 +57,7 @@ from jetstream_binderhub.config.stackfile import (
     read_stack_file,
 )
 from jetstream_binderhub.errors import ConfigError, JetstreamBinderHubError, Problem, SiteNotFound
+from jetstream_binderhub.naming import CLUSTER_TYPE
 
 if TYPE_CHECKING:
     from pulumi.automation import EngineEvent
@@ -66,7 +67,6 @@ if TYPE_CHECKING:
 
 PROJECTS = {Layer.CLUSTER: CLUSTER_PROJECT, Layer.BINDERHUB: HUB_PROJECT}
 
-CLUSTER_TYPE = "openstack:containerinfra/cluster:Cluster"
 
 PROTECT_KEYS = {
     CLUSTER_TYPE: "cluster.protect",

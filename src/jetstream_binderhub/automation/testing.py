@@ -25,13 +25,13 @@ from pulumi.automation import CommandResult, ConcurrentUpdateError, EngineEvent,
 
 from jetstream_binderhub.automation.results import Layer
 from jetstream_binderhub.automation.stacks import LayerSpec, StateResource
+from jetstream_binderhub.engine.changes import SECRET_SIG as ENGINE_SECRET_SIG
+from jetstream_binderhub.engine.changes import SECRET_SIG_KEY
+from jetstream_binderhub.naming import CLUSTER_TYPE, NODE_GROUP_TYPE, TEMPLATE_TYPE
 
 SITE = "jetstream2"
-SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
+SECRET_SIG = {SECRET_SIG_KEY: ENGINE_SECRET_SIG}
 
-CLUSTER_TYPE = "openstack:containerinfra/cluster:Cluster"
-NODE_GROUP_TYPE = "openstack:containerinfra/nodeGroup:NodeGroup"
-TEMPLATE_TYPE = "openstack:containerinfra/clusterTemplate:ClusterTemplate"
 COMPONENT_TYPE = "jetstream-binderhub:infra:MagnumCluster"
 
 _seq = itertools.count()

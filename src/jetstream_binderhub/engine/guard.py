@@ -14,10 +14,7 @@ from dataclasses import dataclass
 
 from jetstream_binderhub.engine.changes import ChangeOp, LayerChanges, ResourceChange
 from jetstream_binderhub.errors import JetstreamBinderHubError
-
-CLUSTER_TYPE = "openstack:containerinfra/cluster:Cluster"
-NODE_GROUP_TYPE = "openstack:containerinfra/nodeGroup:NodeGroup"
-TEMPLATE_TYPE = "openstack:containerinfra/clusterTemplate:ClusterTemplate"
+from jetstream_binderhub.naming import CLUSTER_TYPE, NODE_GROUP_TYPE, TEMPLATE_TYPE, snake_case
 
 ALLOW_FLAG = "--allow-replace"
 
@@ -78,14 +75,10 @@ class GuardRefused(JetstreamBinderHubError):
         return [d.message for d in self.dangers]
 
 
-def _snake(key: str) -> str:
+def _top(path: str) -> str:
     # The engine names properties as the provider schema does (masterFlavor); the offline plan uses the
     # Python names (master_flavor). Both must find the same configuration key.
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
-
-
-def _top(path: str) -> str:
-    return _snake(re.split(r"[.\[]", path, maxsplit=1)[0])
+    return snake_case(re.split(r"[.\[]", path, maxsplit=1)[0])
 
 
 def _causes(change: ResourceChange) -> str:

@@ -31,15 +31,14 @@ from typing import Any
 from jetstream_binderhub.config.stackfile import CLUSTER_PROJECT, HUB_PROJECT, HUB_PROJECT_DIR
 from jetstream_binderhub.engine.changes import ChangeOp, LayerChanges, ResourceChange, ValueChange
 from jetstream_binderhub.errors import ConfigError, JetstreamBinderHubError, Problem
+from jetstream_binderhub.naming import CLUSTER_TYPE, NODE_GROUP_TYPE
 from jetstream_binderhub.plan.model import LayerPlan, Plan, PlannedResource
 from jetstream_binderhub.plan.render import flatten
 
 PROJECTS = {"cluster": CLUSTER_PROJECT, "binderhub": HUB_PROJECT}
 
-CLUSTER_TYPE = "openstack:containerinfra/cluster:Cluster"
 STACK_REFERENCE_TYPE = "pulumi:pulumi:StackReference"
 PROVIDER_PREFIX = "pulumi:providers:"
-NODE_GROUP_TYPE = "openstack:containerinfra/nodeGroup:NodeGroup"
 
 IN_PLACE: dict[str, frozenset[str]] = {
     # Everything else on a Magnum cluster is ForceNew in pulumi-openstack 5.5 (terraform-provider-openstack

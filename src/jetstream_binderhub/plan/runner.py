@@ -8,7 +8,6 @@ each other's resources.
 from __future__ import annotations
 
 import contextvars
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from jetstream_binderhub.naming import CLUSTER_TYPE, snake_case
 from jetstream_binderhub.plan.model import LayerPlan, PlannedOutput, PlannedResource
 
 SECRET = "[secret]"
@@ -38,7 +38,7 @@ def _cluster_outputs(name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 COMPUTED: dict[str, ComputedFn] = {
-    "openstack:containerinfra/cluster:Cluster": _cluster_outputs,
+    CLUSTER_TYPE: _cluster_outputs,
 }
 """Per resource type, the outputs the cloud would compute that a program reads (wire names)."""
 
@@ -57,10 +57,6 @@ def register_computed(type_token: str, fn: ComputedFn) -> None:
 def register_call(token: str, fn: CallFn) -> None:
     """Let a layer answer a data source offline with a placeholder that names what it looks up."""
     CALLS[token] = fn
-
-
-def _snake(key: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
 
 
 def mask(value: Any) -> Any:
@@ -89,7 +85,7 @@ class _PlanMocks(pulumi_mocks.Mocks):
         self.options: dict[tuple[str, str], dict[str, Any]] = {}
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        self.inputs[(args.typ, args.name)] = {_snake(k): mask(v) for k, v in args.inputs.items()}
+        self.inputs[(args.typ, args.name)] = {snake_case(k): mask(v) for k, v in args.inputs.items()}
         if args.typ == "pulumi:pulumi:StackReference":
             ref = str(args.inputs.get("name", args.name))
             outputs = self.stack_outputs.get(ref)
