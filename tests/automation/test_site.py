@@ -338,3 +338,18 @@ def test_a_preview_with_unreadable_events_is_not_trusted(project: Path, ready_en
     with pytest.raises(EventStreamError):
         make_site(project, ready_env, stacks).up("cluster")
     assert ("cluster", "up") not in stacks.calls
+
+
+def test_a_plain_text_registry_password_in_the_hub_file_stops_the_site_before_pulumi(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    hub_file = project / "binderhub" / "Pulumi.jetstream2.yaml"
+    hub_file.write_text(
+        hub_file.read_text() + "  jetstream-binderhub-hub:registry_password: plain-robot-token-123\n"
+    )
+    stacks = t.FakeStacks()
+    with pytest.raises(ConfigError) as err:
+        make_site(project, ready_env, stacks)
+    assert any(line.startswith("registry_password:") for line in err.value.lines())
+    assert "plain-robot-token-123" not in str(err.value)
+    assert stacks.opened == [] and stacks.calls == [], "nothing reaches Pulumi"

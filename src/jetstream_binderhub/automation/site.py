@@ -166,10 +166,11 @@ class Site:
         from jetstream_binderhub.plan.site import load_cluster_file
 
         layout = SiteLayout.repository(project_dir or Path.cwd())
-        load_cluster_file(layout.cluster_dir, name)  # SiteNotFound / ConfigError with every problem
+        # SiteNotFound / ConfigError with every problem
+        _, cluster_cfg = load_cluster_file(layout.cluster_dir, name)
         site = cls(name, layout, **options)
         if site.has_layer(Layer.BINDERHUB):
-            site._validate_hub_file()
+            site._validate_hub_file(cluster_cfg)
         return site
 
     @classmethod
@@ -222,15 +223,12 @@ class Site:
             raise ConfigError([Problem("hub_secrets", "given without a hub config")], source=f"site {name}")
         return cls(name, layout, secret_config=secrets, **options)
 
-    def _validate_hub_file(self) -> None:
-        from jetstream_binderhub.config.hub import SECRET_KEYS, parse_hub_stack
-        from jetstream_binderhub.plan.site import load_cluster_file
+    def _validate_hub_file(self, cluster_cfg: ClusterStackConfig) -> None:
+        # The offline plan's own validation: the live run refuses exactly what `plan` refuses.
+        from jetstream_binderhub.hub.plan import HubLayerPlanner
 
         path = self.layout.stack_file(Layer.BINDERHUB, self.name)
-        stack_file = read_stack_file(path)
-        _, cluster_cfg = load_cluster_file(self.layout.cluster_dir, self.name)
-        raw = {k: v for k, v in stack_file.namespace(HUB_PROJECT).items() if k not in SECRET_KEYS}
-        parse_hub_stack(raw, source=str(path), node_groups=cluster_cfg.cluster.label_values())
+        HubLayerPlanner.load(self.name, read_stack_file(path), cluster_cfg)
 
     # --- what the site has --------------------------------------------------------------------
 
