@@ -34,6 +34,7 @@ from jetstream_binderhub.errors import ConfigError, JetstreamBinderHubError, Pro
 from jetstream_binderhub.naming import CLUSTER_TYPE, NODE_GROUP_TYPE
 from jetstream_binderhub.plan.model import LayerPlan, Plan, PlannedResource
 from jetstream_binderhub.plan.render import flatten
+from jetstream_binderhub.plan.site import cluster_stack_path, hub_stack_path
 
 PROJECTS = {"cluster": CLUSTER_PROJECT, "binderhub": HUB_PROJECT}
 
@@ -255,7 +256,7 @@ def plan_revision(site: str, project_dir: Path, ref: str) -> tuple[Plan | None, 
     with tempfile.TemporaryDirectory(prefix="jsbh-compare-") as tmp:
         root = Path(tmp)
         _extract_revision(project_dir, ref, root)
-        if not (root / f"Pulumi.{site}.yaml").is_file():
+        if not cluster_stack_path(root, site).is_file():
             return None, [f"site {site} does not exist at {ref}: everything is planned as new"]
         env = {
             **os.environ,
@@ -304,14 +305,14 @@ def plan_files(site: str, project_dir: Path, path: Path) -> tuple[Plan, list[str
     with tempfile.TemporaryDirectory(prefix="jsbh-compare-") as tmp:
         root = Path(tmp)
         (root / HUB_PROJECT_DIR).mkdir()
-        for layer_dir in ("", HUB_PROJECT_DIR):
-            own = project_dir / layer_dir / f"Pulumi.{site}.yaml"
+        for stack_path in (cluster_stack_path, hub_stack_path):
+            own = stack_path(project_dir, site)
             if own.is_file():
-                (root / layer_dir / own.name).write_bytes(own.read_bytes())
+                stack_path(root, site).write_bytes(own.read_bytes())
         if HUB_PROJECT in namespaces:
-            target = root / HUB_PROJECT_DIR / f"Pulumi.{site}.yaml"
+            target = hub_stack_path(root, site)
         elif CLUSTER_PROJECT in namespaces:
-            target = root / f"Pulumi.{site}.yaml"
+            target = cluster_stack_path(root, site)
         else:
             raise ConfigError(
                 [Problem(str(path), f"has no {CLUSTER_PROJECT}: or {HUB_PROJECT}: keys: not a site file")]
