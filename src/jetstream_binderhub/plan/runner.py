@@ -7,6 +7,7 @@ each other's resources.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -83,8 +84,14 @@ class _PlanMocks(pulumi_mocks.Mocks):
         self.secret_outputs = secret_outputs
         self.inputs: dict[tuple[str, str], dict[str, Any]] = {}
         self.options: dict[tuple[str, str], dict[str, Any]] = {}
+        self.thread_loops: set[asyncio.AbstractEventLoop] = set()
+        """The event loops the SDK's mock monitor made in its executor threads (closed after the run)."""
+
+    def _note_thread_loop(self) -> None:
+        self.thread_loops.add(asyncio.get_event_loop_policy().get_event_loop())
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        self._note_thread_loop()
         self.inputs[(args.typ, args.name)] = {snake_case(k): mask(v) for k, v in args.inputs.items()}
         if args.typ == "pulumi:pulumi:StackReference":
             ref = str(args.inputs.get("name", args.name))
@@ -113,6 +120,7 @@ class _PlanMocks(pulumi_mocks.Mocks):
         return placeholder(args.name, "id")
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        self._note_thread_loop()
         answer = CALLS.get(args.token)
         if answer is None:
             raise NotImplementedError(f"the offline plan cannot answer the data source {args.token}")
@@ -182,6 +190,12 @@ def run_layer(
     is answered from.
     """
     mocks = _PlanMocks(stack_outputs or {}, secret_outputs or {})
+    # The SDK runs on the thread's event loop, and its mock monitor makes one more in every executor thread;
+    # it closes none of them. Left open, they are collected at interpreter exit after their self-pipes and
+    # Python prints a traceback after a successful plan. Each run gets its own loop (so its own executor
+    # threads) and closes every loop it caused.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     try:
         return contextvars.Context().run(
             _run, program, mocks, layer, project, stack, dict(config), list(secret_keys or [])
@@ -193,6 +207,12 @@ def run_layer(
 
         SETTINGS.outputs.clear()  # pyright: ignore[reportAttributeAccessIssue]  (a contextproperty)
         raise
+    finally:
+        loop.run_until_complete(loop.shutdown_default_executor())
+        asyncio.set_event_loop(None)
+        loop.close()
+        for worker_loop in mocks.thread_loops:
+            worker_loop.close()
 
 
 def _run(
