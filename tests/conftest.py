@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -24,19 +23,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
-
-
-@pytest.fixture(scope="session")
-def upstream_dir() -> Path:
-    """The upstream chart schemas (data shared beside the repository, never copied into it)."""
-    candidates = [Path(p) for p in (os.environ.get("JSBH_UPSTREAM_DIR"),) if p]
-    candidates.append(REPO_ROOT.parent / "shared" / "upstream")
-    for path in candidates:
-        if (path / "binderhub-values.schema.yaml").is_file():
-            return path
-    pytest.fail(
-        "upstream chart schemas not found beside the repository (../shared/upstream); set JSBH_UPSTREAM_DIR"
-    )
 
 
 def shipped_cluster_config() -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Generated values against the real upstream chart schemas (BinderHub, and z2jh 4.2.0 for `jupyterhub:`).
 
-The schemas are data beside the repository (`../shared/upstream`), validated the way Helm does: chart
+The schemas ship with the package (generated from the pinned charts), validated the way Helm does: chart
 defaults coalesced with our values first. Each test that claims "valid" also shows the validator refuses
 something, so a validator that accepts everything cannot pass.
 """
@@ -8,7 +8,6 @@ something, so a validator that accepts everything cannot pass.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,32 +75,28 @@ def config(raw: dict[str, Any]) -> HubStackConfig:
     return parse_hub_stack(raw, node_groups=LABELS)
 
 
-def problems(values: dict[str, Any], upstream_dir: Path) -> list[str]:
-    return [str(p) for p in validate_binderhub_values(values, upstream_dir)]
+def problems(values: dict[str, Any]) -> list[str]:
+    return [str(p) for p in validate_binderhub_values(values)]
 
 
-def test_shipped_site_values_pass_both_chart_schemas(hub_config: dict[str, Any], upstream_dir: Path) -> None:
+def test_shipped_site_values_pass_both_chart_schemas(hub_config: dict[str, Any]) -> None:
     values = binderhub_values(config(hub_config), LABELS, github_token=True)
-    assert problems(values, upstream_dir) == []
+    assert problems(values) == []
     # The same validator refuses a value the z2jh schema forbids inside the jupyterhub subtree...
     broken = deep_merge(values, {"jupyterhub": {"singleuser": {"cpu": {"limit": "four"}}}})
-    assert problems(broken, upstream_dir) == [
-        "jupyterhub.singleuser.cpu.limit: 'four' is not of type 'number', 'null'"
-    ]
+    assert problems(broken) == ["jupyterhub.singleuser.cpu.limit: 'four' is not of type 'number', 'null'"]
     # ...and a key the BinderHub schema does not know at the root.
-    assert problems({**values, "imageBuilder": "dind"}, upstream_dir) == [
+    assert problems({**values, "imageBuilder": "dind"}) == [
         "(root): Additional properties are not allowed ('imageBuilder' was unexpected)"
     ]
 
 
 @pytest.mark.parametrize("kind", sorted(REGISTRIES))
-def test_every_registry_choice_validates_and_is_wired(
-    kind: str, hub_config: dict[str, Any], upstream_dir: Path
-) -> None:
+def test_every_registry_choice_validates_and_is_wired(kind: str, hub_config: dict[str, Any]) -> None:
     hub_config["binderhub"]["registry"] = copy.deepcopy(REGISTRIES[kind])
     cfg = config(hub_config)
     values = binderhub_values(cfg, LABELS, github_token=False)
-    assert problems(values, upstream_dir) == []
+    assert problems(values) == []
     url, token_url, auth_key = REGISTRY_FACTS[kind]
     registry = values["config"]["DockerRegistry"]
     assert registry["url"] == url
@@ -121,34 +116,30 @@ def test_every_registry_choice_validates_and_is_wired(
     ],
     ids=["designate-allocation", "designate-zone", "external"],
 )
-def test_every_dns_choice_validates(
-    dns: dict[str, Any], hub_config: dict[str, Any], upstream_dir: Path
-) -> None:
+def test_every_dns_choice_validates(dns: dict[str, Any], hub_config: dict[str, Any]) -> None:
     hub_config["dns"] = dns
     values = binderhub_values(config(hub_config), LABELS, github_token=False)
-    assert problems(values, upstream_dir) == []
+    assert problems(values) == []
     assert values["ingress"]["hosts"] == [hub_config["binderhub"]["host"]]
 
 
-def test_pink_builder_validates(hub_config: dict[str, Any], upstream_dir: Path) -> None:
+def test_pink_builder_validates(hub_config: dict[str, Any]) -> None:
     hub_config["binderhub"]["builder"] = {"type": "pink"}
     values = binderhub_values(config(hub_config), LABELS, github_token=False)
-    assert problems(values, upstream_dir) == []
+    assert problems(values) == []
     assert values["imageBuilderType"] == "pink"
     assert values["pink"]["daemonset"]["image"] == {"name": "quay.io/podman/stable", "tag": "v5.8.1"}
     assert "dind" not in values
 
 
-def test_extra_values_merge_last_and_are_still_validated(
-    hub_config: dict[str, Any], upstream_dir: Path
-) -> None:
+def test_extra_values_merge_last_and_are_still_validated(hub_config: dict[str, Any]) -> None:
     hub_config["binderhub"]["extra_values"] = {
         "replicas": 2,
         "jupyterhub": {"cull": {"timeout": 3600}, "singleuser": {"defaultUrl": "/lab"}},
         "config": {"BinderHub": {"image_prefix": "quay.io/projectpythia/other-"}},
     }
     values = binderhub_values(config(hub_config), LABELS, github_token=False)
-    assert problems(values, upstream_dir) == []
+    assert problems(values) == []
     assert values["replicas"] == 2
     assert values["jupyterhub"]["cull"] == {
         "enabled": True,
@@ -165,15 +156,10 @@ def test_extra_values_merge_last_and_are_still_validated(
 
     hub_config["binderhub"]["extra_values"] = {"jupyterhub": {"cull": {"timeout": "ten minutes"}}}
     bad = binderhub_values(config(hub_config), LABELS, github_token=False)
-    assert problems(bad, upstream_dir) == [
-        "jupyterhub.cull.timeout: 'ten minutes' is not of type 'integer', 'null'"
-    ]
+    assert problems(bad) == ["jupyterhub.cull.timeout: 'ten minutes' is not of type 'integer', 'null'"]
 
 
-def test_bad_extra_values_stop_the_plan_naming_the_key(
-    plan_hub: PlanHub, hub_config: dict[str, Any], upstream_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("JSBH_UPSTREAM_DIR", str(upstream_dir))
+def test_bad_extra_values_stop_the_plan_naming_the_key(plan_hub: PlanHub, hub_config: dict[str, Any]) -> None:
     hub_config["binderhub"]["extra_values"] = {"imageBuilderType": "docker"}
     with pytest.raises(ConfigError) as err:
         plan_hub(hub_config)
@@ -191,8 +177,8 @@ def test_helm_merge_rules() -> None:
     assert base == {"a": {"b": 1, "c": [1, 2]}, "d": "x"}, "inputs are not modified"
 
 
-def test_null_in_extra_values_removes_a_chart_default(hub_config: dict[str, Any], upstream_dir: Path) -> None:
+def test_null_in_extra_values_removes_a_chart_default(hub_config: dict[str, Any]) -> None:
     # z2jh requires hub.services.binder (BinderHub's token); removing it must be refused, not ignored.
     hub_config["binderhub"]["extra_values"] = {"jupyterhub": {"hub": {"services": None}}}
     values = binderhub_values(config(hub_config), LABELS, github_token=False)
-    assert "jupyterhub.hub: 'services' is a required property" in problems(values, upstream_dir)
+    assert "jupyterhub.hub: 'services' is a required property" in problems(values)

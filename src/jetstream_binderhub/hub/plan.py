@@ -69,21 +69,18 @@ def cluster_fit_problems(cfg: HubStackConfig, cluster: ClusterStackConfig) -> li
     return problems
 
 
-def _schema_problems(cfg: HubStackConfig, labels: Mapping[str, str]) -> tuple[list[Problem], bool]:
-    from jetstream_binderhub.hub.schema import find_upstream_dir, validate_binderhub_values
+def _schema_problems(cfg: HubStackConfig, labels: Mapping[str, str]) -> list[Problem]:
+    from jetstream_binderhub.hub.schema import validate_binderhub_values
     from jetstream_binderhub.hub.values import binderhub_values
 
-    upstream = find_upstream_dir()
-    if upstream is None:
-        return [], False
     extra = cfg.binderhub.extra_values
     problems = []
-    for found in validate_binderhub_values(binderhub_values(cfg, labels, github_token=False), upstream):
+    for found in validate_binderhub_values(binderhub_values(cfg, labels, github_token=False)):
         first = found.key.split(".", 1)[0]
         # A value the user wrote in extra_values is named there; anything else is ours to fix.
         key = "binderhub.extra_values" if first in extra or found.key == "(root)" else "binderhub"
         problems.append(Problem(key, f"the binderhub chart would refuse {found}"))
-    return problems, True
+    return problems
 
 
 @dataclass(frozen=True)
@@ -115,12 +112,10 @@ class HubLayerPlanner:
         ]
         # A missing password is not an error here: the plan shows where it goes, and says how to set it.
         problems += [p for p in secret_problems(set(raw), secret, site) if p.key in raw]
-        schema_checked = False
         if cfg is not None:
             problems += cluster_fit_problems(cfg, cluster)
             if not problems:
-                found, schema_checked = _schema_problems(cfg, labels)
-                problems += found
+                problems += _schema_problems(cfg, labels)
         if problems or cfg is None:
             raise ConfigError(problems, source)
 
@@ -134,11 +129,6 @@ class HubLayerPlanner:
             notes.append(
                 "registry_password is not set yet (planned as [secret]); before `pulumi -C binderhub up` run "
                 f"`{set_secret_command('registry_password', site)}`"
-            )
-        if not schema_checked:
-            notes.append(
-                "BinderHub chart values were not checked against the upstream schemas (not found beside the "
-                "repository; set JSBH_UPSTREAM_DIR)"
             )
         if cfg.tls.acme_server == "staging":
             notes.append("Let's Encrypt staging: certificates will not be trusted by browsers")

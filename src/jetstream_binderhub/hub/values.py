@@ -9,13 +9,13 @@ so a Release's values stay readable in a plan and in Pulumi's state.
 from __future__ import annotations
 
 import base64
-import copy
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from jetstream_binderhub.config.hub import REPO_PROVIDERS, HubStackConfig
 from jetstream_binderhub.errors import ConfigError, Problem
+from jetstream_binderhub.helm_values import deep_merge
 from jetstream_binderhub.naming import NODE_GROUP_LABEL
 
 PUSH_SECRET = "binderhub-registry-push"
@@ -29,19 +29,6 @@ BINDERHUB_TLS_SECRET = "binderhub-tls"
 JUPYTERHUB_TLS_SECRET = "jupyterhub-tls"
 PROXY_SERVICE_URL = "http://proxy-public"
 """JupyterHub's proxy Service in the release namespace (z2jh names it without a prefix)."""
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """`override` over `base` the way Helm layers user values: mappings merge key by key, anything else
-    (lists, scalars, null) replaces. A null is kept, so Helm itself removes that key from the chart's
-    defaults as well."""
-    out = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def node_selector(cfg: HubStackConfig, labels: Mapping[str, str], role: str) -> dict[str, str]:
