@@ -358,7 +358,8 @@ def up(
             metavar="NAME",
             help=(
                 "Let `up` replace or delete this resource (logical name or URN, as the refusal names it). "
-                "Repeat for several. Without it, replacing the cluster, a node group or a template in use is refused."
+                "Repeat for several. Without it, replacing or deleting the cluster, a node group, a template in use, "
+                "the Kubernetes provider, a namespace, a Helm release, the floating IP or a DNS record is refused."
             ),
         ),
     ] = None,

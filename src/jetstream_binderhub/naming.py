@@ -23,6 +23,13 @@ CLUSTER_TYPE = "openstack:containerinfra/cluster:Cluster"
 NODE_GROUP_TYPE = "openstack:containerinfra/nodeGroup:NodeGroup"
 TEMPLATE_TYPE = "openstack:containerinfra/clusterTemplate:ClusterTemplate"
 
+# Type tokens of the BinderHub layer's resources whose loss takes the hub down (the guard names them).
+K8S_PROVIDER_TYPE = "pulumi:providers:kubernetes"
+NAMESPACE_TYPE = "kubernetes:core/v1:Namespace"
+HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+FLOATING_IP_TYPE = "openstack:networking/floatingIp:FloatingIp"
+DNS_RECORD_TYPE = "openstack:dns/recordSet:RecordSet"
+
 RFC1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 RFC1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 

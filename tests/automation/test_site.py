@@ -353,3 +353,25 @@ def test_a_plain_text_registry_password_in_the_hub_file_stops_the_site_before_pu
     assert any(line.startswith("registry_password:") for line in err.value.lines())
     assert "plain-robot-token-123" not in str(err.value)
     assert stacks.opened == [] and stacks.calls == [], "nothing reaches Pulumi"
+
+
+def test_up_refuses_a_deleted_hub_namespace_and_applies_nothing_of_that_layer(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    namespace = "kubernetes:core/v1:Namespace"
+    stacks = t.FakeStacks(
+        events={
+            (Layer.CLUSTER, "preview"): t.nodegroup_resize(),
+            (Layer.CLUSTER, "up"): t.nodegroup_resize(),
+            (Layer.BINDERHUB, "preview"): [
+                t.step("delete", namespace, "binderhub-namespace", old={}, project=t.HUB),
+                t.summary(delete=1, same=10),
+            ],
+        }
+    )
+    with pytest.raises(GuardRefused) as refused:
+        make_site(project, ready_env, stacks).up()
+
+    assert ("binderhub", "up") not in stacks.calls
+    assert "Kubernetes namespace binderhub-namespace would be DELETED" in str(refused.value)
+    assert "--allow-replace binderhub-namespace" in str(refused.value)

@@ -150,11 +150,72 @@ def test_offline_plan_property_names_map_to_the_same_config_keys() -> None:
     assert "Revert cluster.control_plane.count" in danger.message
 
 
-def test_other_replacements_are_not_the_guards_business() -> None:
-    hub = read_event_log(EVENTS / "hub_update.jsonl", layer="hub")
+def test_a_replaced_kubernetes_provider_is_refused_but_a_deleted_config_map_is_not() -> None:
+    hub = read_event_log(EVENTS / "hub_update.jsonl", layer="binderhub")
     assert hub.counts[ChangeOp.REPLACE] == 1 and hub.counts[ChangeOp.DELETE] == 1
 
-    assert find_dangerous([hub], set()) == []
+    (danger,) = find_dangerous([hub], set())
+
+    assert (danger.name, danger.op, danger.type) == ("k8s", ChangeOp.REPLACE, "pulumi:providers:kubernetes")
+    assert "binderhub: Kubernetes provider k8s would be REPLACED" in danger.message
+    assert "every Kubernetes resource of the layer" in danger.message
+    assert "--allow-replace k8s" in danger.message
+    assert find_dangerous([hub], {"k8s"}) == [], "the ConfigMap's delete is not the guard's business"
+
+
+def _hub_change(type_: str, name: str, op: ChangeOp, causes: list[str] | None = None) -> ResourceChange:
+    return ResourceChange(
+        layer="binderhub",
+        urn=f"urn:pulumi:s::jetstream-binderhub-hub::{type_}::{name}",
+        op=op,
+        replace_causes=causes or [],
+    )
+
+
+@pytest.mark.parametrize(
+    ("type_", "name", "noun", "why"),
+    [
+        (
+            "kubernetes:core/v1:Namespace",
+            "binderhub-namespace",
+            "Kubernetes namespace",
+            "every running session",
+        ),
+        ("kubernetes:helm.sh/v3:Release", "binderhub-release", "Helm release", "Helm uninstalls it"),
+        (
+            "openstack:networking/floatingIp:FloatingIp",
+            "ingress-floating-ip",
+            "floating IP",
+            "public address",
+        ),
+        ("openstack:dns/recordSet:RecordSet", "dns-binderhub", "DNS record", "stops resolving"),
+    ],
+)
+@pytest.mark.parametrize("op", [ChangeOp.REPLACE, ChangeOp.DELETE])
+def test_the_hubs_namespaces_releases_floating_ip_and_dns_records_are_guarded(
+    type_: str, name: str, noun: str, why: str, op: ChangeOp
+) -> None:
+    change = _hub_change(type_, name, op, ["metadata.name"] if op is ChangeOp.REPLACE else None)
+    layer_changes = LayerChanges(layer="binderhub", changes=[change])
+
+    (danger,) = find_dangerous([layer_changes], set())
+
+    verb = "REPLACED because metadata.name forces a new one" if op is ChangeOp.REPLACE else "DELETED"
+    assert f"binderhub: {noun} {name} would be {verb}" in danger.message
+    assert why in danger.message
+    assert f"--allow-replace {name}" in danger.message
+    assert "\n" not in danger.message
+    assert find_dangerous([layer_changes], {name}) == []
+    assert find_dangerous([layer_changes], {change.urn}) == []
+
+
+def test_updates_and_creates_in_the_hub_layer_pass() -> None:
+    changes = [
+        _hub_change("kubernetes:helm.sh/v3:Release", "binderhub-release", ChangeOp.UPDATE),
+        _hub_change("openstack:dns/recordSet:RecordSet", "dns-binderhub", ChangeOp.CREATE),
+        _hub_change("kubernetes:core/v1:Secret", "binderhub-registry-push", ChangeOp.REPLACE),
+    ]
+    assert find_dangerous([LayerChanges(layer="binderhub", changes=changes)], set()) == []
 
 
 def test_lost_events_are_refused_because_the_missing_step_could_be_the_cluster() -> None:

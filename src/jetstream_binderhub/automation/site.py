@@ -57,7 +57,7 @@ from jetstream_binderhub.config.stackfile import (
     read_stack_file,
 )
 from jetstream_binderhub.errors import ConfigError, JetstreamBinderHubError, Problem, SiteNotFound
-from jetstream_binderhub.naming import CLUSTER_TYPE
+from jetstream_binderhub.naming import CLUSTER_TYPE, FLOATING_IP_TYPE
 
 if TYPE_CHECKING:
     from pulumi.automation import EngineEvent
@@ -70,7 +70,7 @@ PROJECTS = {Layer.CLUSTER: CLUSTER_PROJECT, Layer.BINDERHUB: HUB_PROJECT}
 
 PROTECT_KEYS = {
     CLUSTER_TYPE: "cluster.protect",
-    "openstack:networking/floatingIp:FloatingIp": "ingress.protect_floating_ip",
+    FLOATING_IP_TYPE: "ingress.protect_floating_ip",
 }
 """Resource type -> the config key that puts `protect` on it, for the message that says how to lift it."""
 

@@ -1,9 +1,14 @@
-"""The last check before `up` applies: refuse to lose the Magnum cluster, a node group or a template in use.
+"""The last check before `up` applies: refuse to lose what users depend on.
 
-Replacing the cluster destroys every user's hub and all in-cluster state; replacing a node group kills
-every pod on it at once; deleting a template fails (Magnum refuses while a cluster uses it) or strands
-the cluster. The project's own template replacement creates the new template first and moves the
-cluster to it through an in-place upgrade, so that one is safe and passes.
+Cluster layer: replacing the cluster destroys every user's hub and all in-cluster state; replacing a
+node group kills every pod on it at once; deleting a template fails (Magnum refuses while a cluster
+uses it) or strands the cluster. The project's own template replacement creates the new template first
+and moves the cluster to it through an in-place upgrade, so that one is safe and passes.
+
+BinderHub layer: a replaced Kubernetes provider re-creates every Kubernetes resource it manages; a
+replaced or deleted namespace takes everything in it; a replaced or deleted Helm release uninstalls the
+service; a replaced floating IP changes the public address under the DNS records; a replaced or deleted
+DNS record stops the hostname resolving.
 """
 
 from __future__ import annotations
@@ -14,7 +19,17 @@ from dataclasses import dataclass
 
 from jetstream_binderhub.engine.changes import ChangeOp, LayerChanges, ResourceChange
 from jetstream_binderhub.errors import JetstreamBinderHubError
-from jetstream_binderhub.naming import CLUSTER_TYPE, NODE_GROUP_TYPE, TEMPLATE_TYPE, snake_case
+from jetstream_binderhub.naming import (
+    CLUSTER_TYPE,
+    DNS_RECORD_TYPE,
+    FLOATING_IP_TYPE,
+    HELM_RELEASE_TYPE,
+    K8S_PROVIDER_TYPE,
+    NAMESPACE_TYPE,
+    NODE_GROUP_TYPE,
+    TEMPLATE_TYPE,
+    snake_case,
+)
 
 ALLOW_FLAG = "--allow-replace"
 
@@ -159,6 +174,49 @@ def _template_message(change: ResourceChange) -> str | None:
     )
 
 
+_HUB_RESOURCES = {
+    K8S_PROVIDER_TYPE: (
+        "Kubernetes provider",
+        "every Kubernetes resource of the layer (namespaces, Helm releases, Secrets) is deleted and "
+        "re-created with it: BinderHub, the ingress and every running session go down. The provider is "
+        "keyed on the cluster's id, so this means the cluster stack now points at another cluster",
+    ),
+    NAMESPACE_TYPE: (
+        "Kubernetes namespace",
+        "everything in it goes with it: the release's pods, every running session, its Secrets and "
+        "volumes (the hub's database)",
+    ),
+    HELM_RELEASE_TYPE: (
+        "Helm release",
+        "Helm uninstalls it (its pods, services and the volumes it owns) before anything comes back: the "
+        "service is down and running sessions end",
+    ),
+    FLOATING_IP_TYPE: (
+        "floating IP",
+        "the public address changes or goes: the DNS records point at nothing until they follow, and "
+        "every user's link breaks meanwhile (ingress.protect_floating_ip keeps it)",
+    ),
+    DNS_RECORD_TYPE: (
+        "DNS record",
+        "the hostname stops resolving until the record is back (and resolvers cache the gap for its ttl)",
+    ),
+}
+"""Resource type of the BinderHub layer -> (what it is, what its replacement or deletion does)."""
+
+
+def _hub_message(change: ResourceChange, noun: str, consequence: str) -> str:
+    what = f"{change.layer}: {noun} {change.name}"
+    if change.op is ChangeOp.DELETE:
+        return (
+            f"{what} would be DELETED: {consequence}. If it left the configuration by mistake (a renamed "
+            f"component is a delete plus a create), put it back; otherwise pass {_allow(change)}."
+        )
+    return (
+        f"{what} would be REPLACED because {_causes(change)} forces a new one: {consequence}. Revert that "
+        f"change, or pass {_allow(change)} if the outage is intended."
+    )
+
+
 def _message(change: ResourceChange) -> str | None:
     if change.op not in (ChangeOp.REPLACE, ChangeOp.DELETE):
         return None
@@ -168,6 +226,8 @@ def _message(change: ResourceChange) -> str | None:
         return _node_group_message(change)
     if change.type == TEMPLATE_TYPE:
         return _template_message(change)
+    if change.type in _HUB_RESOURCES:
+        return _hub_message(change, *_HUB_RESOURCES[change.type])
     return None
 
 
