@@ -16,6 +16,8 @@ from urllib.parse import urlparse
 from pydantic import AfterValidator, EmailStr, Field, ValidationError, ValidationInfo, field_validator
 
 from jetstream_binderhub.config.base import Model
+from jetstream_binderhub.config.dask import DaskGatewayConfig, dask_placement_problems, worker_group
+from jetstream_binderhub.config.gpu import GpuConfig, gpu_placement_problems
 from jetstream_binderhub.errors import ConfigError, Problem, problems_from_validation_error
 from jetstream_binderhub.naming import DEFAULT_WORKER, RFC1123_LABEL, node_group_label_value
 from jetstream_binderhub.profiles import Profile, load_profile
@@ -34,7 +36,18 @@ PINK_IMAGE = "quay.io/podman/stable:v5.8.1"
 
 SECRET_KEYS = ("registry_password", "github_token")
 """Top-level keys that must be Pulumi secrets (`pulumi -C binderhub config set --secret <key>`)."""
-HUB_KEYS = ("cluster_stack", "profile", "placement", "ingress", "dns", "tls", "binderhub", *SECRET_KEYS)
+HUB_KEYS = (
+    "cluster_stack",
+    "profile",
+    "placement",
+    "ingress",
+    "dns",
+    "tls",
+    "binderhub",
+    "dask_gateway",
+    "gpu",
+    *SECRET_KEYS,
+)
 
 LETSENCRYPT_SERVERS = {
     "production": "https://acme-v02.api.letsencrypt.org/directory",
@@ -582,6 +595,12 @@ class HubStackConfig(Model):
     dns: DnsConfig = Field(description="DNS for the two hosts.")
     tls: TlsConfig = Field(description="Certificates from Let's Encrypt.")
     binderhub: BinderHubConfig = Field(description="The BinderHub release.")
+    dask_gateway: DaskGatewayConfig = Field(
+        default_factory=DaskGatewayConfig, description="Dask Gateway beside BinderHub (docs/dask-gateway.md)."
+    )
+    gpu: GpuConfig | None = Field(
+        default=None, description="GPU servers for the repositories that ask for them (docs/gpu.md)."
+    )
 
     @field_validator("cluster_stack")
     @classmethod
@@ -750,6 +769,13 @@ def check_hub_stack(
     problems += _limit_problems(cfg)
     if node_groups is not None:
         problems += _node_group_problems(cfg, node_groups)
+        problems += dask_placement_problems(cfg.dask_gateway, node_groups)
+    if cfg.gpu is not None:
+        others = {"placement.core_node_group": cfg.placement.core_node_group}
+        others["placement.user_node_group"] = cfg.placement.user_node_group
+        if cfg.dask_gateway.enabled:
+            others["the Dask workers' group"] = worker_group(cfg.dask_gateway, cfg.placement.user_node_group)
+        problems += gpu_placement_problems(cfg.gpu, others, node_groups)
     return resolve_hub_defaults(cfg, profile), problems
 
 
