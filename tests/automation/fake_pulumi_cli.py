@@ -8,9 +8,12 @@ that the real SDK, driven by our code, sends what a real CLI expects and underst
 Scripted directory:
   stacks.json            {"<project>/<stack>": {"outputs": {...}, "secret": [names], "resources": [...]}}
   events-<op>.jsonl      engine events to write to the --event-log of <op>
-  fail-<op>.txt          stderr to print, exit 255, after the events
+  fail-<op>.txt          stderr to print, exit 255, after the events (`fail-config.txt`: from `config set`)
   block-<op>             wait for SIGINT after the events (writes running-<op> first)
-  calls.jsonl            written: one {"argv", "cwd", "backend"} per call
+  calls.jsonl            written: one {"argv", "cwd", "backend", "env"} per call, argv and environment
+                         exactly as received, so tests can look for a secret that leaked into either
+  config.json            written by `config set`: {"<project>/<stack>": {"<key>": {"value", "secret"}}}, the
+                         value from the command line or, when it is omitted, from standard input
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ STACKS = DIR / "stacks.json"
 
 
 def log(argv: list[str]) -> None:
-    # Values of secret config never reach the log: only that one was passed.
-    shown = list(argv)
-    if "--secret" in shown and "--" in shown:
-        shown[shown.index("--") + 1 :] = ["<secret value>"]
-    entry = {"argv": shown, "cwd": str(Path.cwd()), "backend": os.environ.get("PULUMI_BACKEND_URL")}
+    entry = {
+        "argv": argv,
+        "cwd": str(Path.cwd()),
+        "backend": os.environ.get("PULUMI_BACKEND_URL"),
+        "env": dict(os.environ),
+    }
     with (DIR / "calls.jsonl").open("a") as handle:
         handle.write(json.dumps(entry) + "\n")
 
@@ -112,6 +116,33 @@ def engine(op: str, argv: list[str]) -> None:
     print(f"{op} done")
 
 
+def config_set(argv: list[str]) -> None:
+    # As pulumi's config_set.go: `set <key> [value]`; without a value, standard input (when it is not a
+    # terminal) with one trailing newline dropped.
+    positional: list[str] = []
+    words = iter(argv[2:])
+    for word in words:
+        if word == "--":
+            positional += list(words)
+        elif word in ("--stack", "-s", "--config-file"):
+            next(words, None)
+        elif not word.startswith("-"):
+            positional.append(word)
+    if len(positional) == 2:
+        value = positional[1]
+    elif not sys.stdin.isatty():
+        value = sys.stdin.read().removesuffix("\n")
+    else:
+        fail("error: config value must be specified in non-interactive mode")
+        return
+    if (DIR / "fail-config.txt").is_file():
+        fail((DIR / "fail-config.txt").read_text())
+    path = DIR / "config.json"
+    config = json.loads(path.read_text()) if path.is_file() else {}
+    config.setdefault(key(argv), {})[positional[0]] = {"value": value, "secret": "--secret" in argv}
+    path.write_text(json.dumps(config))
+
+
 def main(argv: list[str]) -> None:
     argv = [a for a in argv if a != "--non-interactive"]
     log(argv)
@@ -158,6 +189,7 @@ def main(argv: list[str]) -> None:
         print(json.dumps({"version": 3, "deployment": {"resources": stacks()[key(argv)]["resources"]}}))
         return
     if argv[:2] == ["config", "set"]:
+        config_set(argv)
         return
     if argv and argv[0] in ("preview", "up", "refresh", "destroy"):
         engine(argv[0], argv)

@@ -150,28 +150,33 @@ def test_destroy_refuses_a_protected_cluster_from_the_exported_state(
     assert "destroy" not in commands(fake_cli)
 
 
-def test_inline_site_hands_the_program_to_the_cli_and_stores_secrets_through_it(
+PLANTED_PASSWORD = "planted-robot-token-7f3a"
+PLANTED_TOKEN = "ghp_plantedGithubToken0042"
+
+
+def inline_site(repo_root: Path, tmp_path: Path, env: dict[str, str], **secrets: str) -> Site:
+    import yaml
+
+    doc = yaml.safe_load((repo_root / "binderhub" / "Pulumi.jetstream2.yaml").read_text())
+    hub = {k.split(":", 1)[1]: v for k, v in doc["config"].items()}
+    cluster = yaml.safe_load((repo_root / "Pulumi.jetstream2.yaml").read_text())["config"]
+    cluster = {k.split(":", 1)[1]: v for k, v in cluster.items()}
+    return Site.from_config(
+        "jetstream2", cluster=cluster, hub=hub, hub_secrets=secrets, work_dir=tmp_path / "site", env=env
+    )
+
+
+def test_inline_site_hands_the_program_to_the_cli_and_stores_secrets_through_stdin(
     fake_cli: Path,
     tmp_path: Path,
     ready_env: dict[str, str],
     repo_root: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import yaml
-
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    doc = yaml.safe_load((repo_root / "binderhub" / "Pulumi.jetstream2.yaml").read_text())
-    hub = {k.split(":", 1)[1]: v for k, v in doc["config"].items()}
-    cluster = yaml.safe_load((repo_root / "Pulumi.jetstream2.yaml").read_text())["config"]
-    cluster = {k.split(":", 1)[1]: v for k, v in cluster.items()}
     script_events(fake_cli, "preview", t.nodegroup_resize())
-    site = Site.from_config(
-        "jetstream2",
-        cluster=cluster,
-        hub=hub,
-        hub_secrets={"registry_password": "robot-token"},
-        work_dir=tmp_path / "site",
-        env=ready_env,
+    site = inline_site(
+        repo_root, tmp_path, ready_env, registry_password=PLANTED_PASSWORD, github_token=PLANTED_TOKEN
     )
     site.preview("all")
 
@@ -183,17 +188,42 @@ def test_inline_site_hands_the_program_to_the_cli_and_stores_secrets_through_it(
     )
     secret_set = [c["argv"] for c in calls(fake_cli) if c["argv"][:2] == ["config", "set"]]
     assert secret_set == [
-        [
-            "config",
-            "set",
-            "jetstream-binderhub-hub:registry_password",
-            "--secret",
-            "--stack",
-            "jetstream2",
-            "--",
-            "<secret value>",
-        ]
+        ["config", "set", f"jetstream-binderhub-hub:{key}", "--secret", "--stack", "jetstream2"]
+        for key in ("registry_password", "github_token")
     ]
+    # The stand-in read them from standard input, as `pulumi config set --secret KEY` does.
+    stored = json.loads((fake_cli / "config.json").read_text())["jetstream-binderhub-hub/jetstream2"]
+    assert stored == {
+        "jetstream-binderhub-hub:registry_password": {"value": PLANTED_PASSWORD, "secret": True},
+        "jetstream-binderhub-hub:github_token": {"value": PLANTED_TOKEN, "secret": True},
+    }
+    # ...and no child process saw them on its command line (readable by any local user through `ps`) or
+    # in its environment.
+    for call in calls(fake_cli):
+        seen = " ".join(call["argv"]) + " ".join(call["env"].values())
+        assert PLANTED_PASSWORD not in seen and PLANTED_TOKEN not in seen, call["argv"]
+
+
+def test_a_failed_secret_store_is_one_translated_line_without_the_value(
+    fake_cli: Path,
+    tmp_path: Path,
+    ready_env: dict[str, str],
+    repo_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jetstream_binderhub.automation.errors import PassphraseWrong
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (fake_cli / "fail-config.txt").write_text(
+        "error: getting stack configuration: incorrect passphrase, please set PULUMI_CONFIG_PASSPHRASE"
+    )
+    site = inline_site(repo_root, tmp_path, ready_env, registry_password=PLANTED_PASSWORD)
+    with pytest.raises(
+        PassphraseWrong, match="does not decrypt stack jetstream-binderhub-hub/jetstream2"
+    ) as err:
+        site.preview("binderhub")
+    assert PLANTED_PASSWORD not in str(err.value)
+    assert "preview" not in commands(fake_cli), "nothing runs with a secret that was not stored"
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="child lookup via /proc (Linux)")

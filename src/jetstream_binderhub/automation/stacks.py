@@ -12,6 +12,7 @@ Importing this module does not import Pulumi.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +179,32 @@ class _AutomationStack:
         ]
 
     def set_secret_config(self, key: str, value: str) -> None:
-        from pulumi.automation import ConfigValue
+        # Not `Stack.set_config`: the SDK puts the value at the end of the command line, where any local
+        # user reads it with `ps`. `pulumi config set --secret KEY` without a value reads it from standard
+        # input when that is not a terminal (pulumi/pulumi pkg/cmd/pulumi/config/config_set.go, which also
+        # drops one trailing newline: none is sent).
+        import subprocess
 
-        self._stack.set_config(key, ConfigValue(value=value, secret=True))
+        from pulumi.automation import CommandResult
+        from pulumi.automation.errors import create_command_error
+
+        workspace = self._stack.workspace
+        argv = [
+            workspace.pulumi_command.command,
+            "--non-interactive",
+            "config",
+            "set",
+            key,
+            "--secret",
+            "--stack",
+            self._stack.name,
+        ]
+        env = {**os.environ, **({"PULUMI_HOME": workspace.pulumi_home} if workspace.pulumi_home else {})}
+        env.update(workspace.env_vars)
+        proc = subprocess.run(
+            argv, input=value, capture_output=True, text=True, cwd=workspace.work_dir, env=env, check=False
+        )
+        if proc.returncode != 0:
+            raise create_command_error(
+                CommandResult(stdout=proc.stdout, stderr=proc.stderr, code=proc.returncode)
+            )
