@@ -226,6 +226,27 @@ def test_a_failed_secret_store_is_one_translated_line_without_the_value(
     assert "preview" not in commands(fake_cli), "nothing runs with a secret that was not stored"
 
 
+def test_env_given_to_the_site_reaches_pulumi_and_never_its_argv(
+    fake_cli: Path, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passphrase = "planted-passphrase-9c1e"
+    for name in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE", "OS_CLOUD", "OS_AUTH_URL"):
+        monkeypatch.delenv(name, raising=False)
+    env = {**t.READY_ENV, "PULUMI_CONFIG_PASSPHRASE": passphrase}
+    script_events(fake_cli, "preview", t.nodegroup_resize())
+    Site.from_files("jetstream2", project, env=env).preview("cluster")
+
+    pulumi_calls = [c for c in calls(fake_cli) if c["argv"] != ["version"]]
+    assert pulumi_calls, "the stand-in ran"
+    for call in pulumi_calls:
+        assert call["env"].get("PULUMI_CONFIG_PASSPHRASE") == passphrase, call["argv"]
+        assert (
+            call["env"].get("OS_APPLICATION_CREDENTIAL_SECRET")
+            == t.READY_ENV["OS_APPLICATION_CREDENTIAL_SECRET"]
+        )
+        assert not any(passphrase in arg for arg in call["argv"])
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="child lookup via /proc (Linux)")
 def test_ctrl_c_reaches_pulumi_and_ends_in_a_clean_stop(
     fake_cli: Path, project: Path, ready_env: dict[str, str]

@@ -147,6 +147,9 @@ class Site:
         self.name = name
         self.layout = layout
         self.env: Mapping[str, str] = os.environ if env is None else env
+        # What the caller gave is what Pulumi must run with too (over the inherited environment), or a
+        # passphrase that passed the checks would never reach the CLI.
+        self._forward_env: dict[str, str] = {} if env is None else dict(env)
         self.backend: Backend = resolve_backend(backend, self.env, default_state_dir(layout.project_dir))
         self.secrets_provider = secrets_provider
         self.progress: Progress = progress or NullProgress()
@@ -267,7 +270,7 @@ class Site:
             stack=self.name,
             work_dir=self.layout.work_dir(layer),
             program=_program(layer) if self.layout.inline else None,
-            env={"PULUMI_BACKEND_URL": self.backend.url},
+            env={**self._forward_env, "PULUMI_BACKEND_URL": self.backend.url},
             secrets_provider=self.secrets_provider,
         )
 

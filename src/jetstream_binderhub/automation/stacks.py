@@ -40,8 +40,9 @@ class LayerSpec:
     work_dir: Path
     program: Callable[[], None] | None = None
     """None: a local program (the work dir's Pulumi.yaml says what to run). Else an inline program."""
-    env: Mapping[str, str] = field(default_factory=dict)
-    """Extra environment for every `pulumi` command (the backend URL); the rest is inherited."""
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Environment for every `pulumi` command, over the inherited one: the backend URL and whatever the
+    site was given as `env` (a passphrase, OS_* credentials)."""
     secrets_provider: str | None = None
     """Secrets provider for stacks created now (None: passphrase on a DIY backend, Pulumi Cloud's own)."""
 
