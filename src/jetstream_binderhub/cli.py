@@ -30,6 +30,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Click's plain help reflows docstring paragraphs and wraps instead of cutting values with '…';
+    # Typer's rich mode kept the docstrings' line breaks and truncated long values at 80 columns.
+    rich_markup_mode=None,
 )
 
 T = TypeVar("T")
@@ -46,7 +49,9 @@ class LayerName(StrEnum):
 SiteArg = Annotated[
     str,
     typer.Argument(
-        help="Site name: the stack whose config is Pulumi.<site>.yaml (e.g. jetstream2).", show_default=False
+        help="Site name: the stack whose config is Pulumi.<site>.yaml (e.g. jetstream2).",
+        metavar="SITE",
+        show_default=False,
     ),
 ]
 ProjectDirOpt = Annotated[
@@ -55,6 +60,7 @@ ProjectDirOpt = Annotated[
         "--project-dir",
         "-C",
         help="Repository holding Pulumi.yaml (default: the nearest one above the current directory).",
+        metavar="DIR",
         file_okay=False,
     ),
 ]
@@ -63,6 +69,7 @@ LayerOpt = Annotated[
     typer.Option(
         "--layer",
         "-l",
+        metavar="LAYER",
         help="Which layer: cluster (Magnum), binderhub (everything on Kubernetes) or all (cluster first).",
         case_sensitive=False,
     ),
@@ -71,9 +78,10 @@ BackendOpt = Annotated[
     str | None,
     typer.Option(
         "--backend",
+        metavar="URL",
         help=(
-            "Pulumi state backend URL: file://DIR, s3://BUCKET?endpoint=...&s3ForcePathStyle=true (Jetstream2's "
-            "object store), https://api.pulumi.com. Default: $PULUMI_BACKEND_URL, else file://<repo>/.state."
+            "Pulumi state backend: file://DIR, s3://BUCKET?... (Jetstream2's object store, see docs/cli.md) or "
+            "https://api.pulumi.com. Default: $PULUMI_BACKEND_URL, else file://<repo>/.state."
         ),
         show_default=False,
     ),
@@ -82,6 +90,7 @@ SecretsProviderOpt = Annotated[
     str | None,
     typer.Option(
         "--secrets-provider",
+        metavar="PROVIDER",
         help=(
             "Secrets provider for stacks created now: passphrase (default on file/S3 backends, needs "
             "PULUMI_CONFIG_PASSPHRASE_FILE or PULUMI_CONFIG_PASSPHRASE), default (Pulumi Cloud), or a KMS URL."
@@ -134,7 +143,7 @@ def find_project_dir(start: Path | None = None) -> Path:
 # --- offline ------------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(short_help="Plan a site offline (no cloud, no credentials).")
 def plan(
     site: SiteArg,
     json_output: Annotated[bool, typer.Option("--json", help="Print the plan as JSON for machines.")] = False,
@@ -315,7 +324,7 @@ def _report(result: SiteResult, *, quiet: bool, json_output: bool) -> None:
         typer.echo(line)
 
 
-@app.command()
+@app.command(short_help="Preview what `up` would change in the cloud.")
 def preview(
     site: SiteArg,
     layer: LayerOpt = LayerName.all,
@@ -347,7 +356,7 @@ def preview(
     _report(result, quiet=quiet, json_output=json_output)
 
 
-@app.command()
+@app.command(short_help="Create or update the site (cluster first).")
 def up(
     site: SiteArg,
     layer: LayerOpt = LayerName.all,
@@ -403,7 +412,7 @@ def _confirm_destroy(site: str) -> Callable[[list[Layer]], bool]:
     return confirm
 
 
-@app.command()
+@app.command(short_help="Delete the site (BinderHub layer first).")
 def destroy(
     site: SiteArg,
     layer: LayerOpt = LayerName.all,
@@ -434,7 +443,7 @@ def destroy(
     _report(result, quiet=quiet, json_output=json_output)
 
 
-@app.command()
+@app.command(short_help="Read every resource back from the cloud.")
 def refresh(
     site: SiteArg,
     layer: LayerOpt = LayerName.all,
@@ -451,17 +460,16 @@ def refresh(
     _report(result, quiet=quiet, json_output=json_output)
 
 
-@app.command()
+@app.command(short_help="Print the stack outputs, secrets masked.")
 def outputs(
     site: SiteArg,
     layer: LayerOpt = LayerName.all,
     json_output: Annotated[bool, typer.Option("--json", help="Print the outputs as JSON.")] = False,
     backend: BackendOpt = None,
-    secrets_provider: SecretsProviderOpt = None,
     project_dir: ProjectDirOpt = None,
 ) -> None:
     """Print the site's stack outputs, secret ones masked (for the kubeconfig use `kubeconfig`)."""
-    s = _open_site(site, project_dir, backend, secrets_provider, None)
+    s = _open_site(site, project_dir, backend, None, None)
     found = run_or_exit(lambda: s.outputs(layer.value))
     from jetstream_binderhub.automation.results import Layer
 
@@ -478,7 +486,7 @@ def outputs(
             typer.echo(f"  {name} = {shown}")
 
 
-@app.command()
+@app.command(short_help="Write the cluster's kubeconfig to a 0600 file.")
 def kubeconfig(
     site: SiteArg,
     layer: LayerOpt = LayerName.cluster,
@@ -487,20 +495,20 @@ def kubeconfig(
         typer.Option(
             "--output",
             "-o",
-            help="File to write (default: ~/.kube/jetstream-binderhub-<site>.yaml). Created with mode 0600.",
+            metavar="FILE",
+            help="File to write, created with mode 0600. Default: ~/.kube/jetstream-binderhub-<site>.yaml",
             dir_okay=False,
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the file if it exists.")] = False,
     backend: BackendOpt = None,
-    secrets_provider: SecretsProviderOpt = None,
     project_dir: ProjectDirOpt = None,
 ) -> None:
     """Write the cluster's kubeconfig to a file readable only by you; it is never printed."""
     if layer is not LayerName.cluster:
         fail([f"error: the kubeconfig is an output of the cluster layer, not of --layer {layer.value}"], 2)
     path = output or Path(f"~/.kube/jetstream-binderhub-{site}.yaml").expanduser()
-    s = _open_site(site, project_dir, backend, secrets_provider, None)
+    s = _open_site(site, project_dir, backend, None, None)
     written = run_or_exit(lambda: s.write_kubeconfig(path, overwrite=force))
     typer.echo(
         f"wrote the kubeconfig of {site} to {written} (mode 0600); use it with: export KUBECONFIG={written}"

@@ -5,6 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+from typer.testing import CliRunner
+
+from jetstream_binderhub.cli import app
+
 COMMANDS = ["plan", "preview", "up", "destroy", "refresh", "outputs", "kubeconfig"]
 
 
@@ -34,3 +39,49 @@ def test_root_help_lists_every_command() -> None:
     )
     for command in COMMANDS:
         assert command in proc.stdout
+
+
+def _help_words() -> set[str]:
+    """Every word of every command's own help texts, as the user should see it, whole."""
+    import typer.main
+
+    group = typer.main.get_group(app)
+    words: set[str] = set()
+    for command in group.commands.values():
+        texts = [command.help or "", *(getattr(p, "help", None) or "" for p in command.params)]
+        for text in texts:
+            words.update(text.split())
+    return words
+
+
+@pytest.mark.parametrize("columns", ["80", "100", "140"])
+def test_help_never_cuts_or_splits_a_word(columns: str) -> None:
+    """`PULUMI_CONFIG_PASSPHRA…` or `jetstream-` / `binderhub-<site>.yaml` on two lines are unusable."""
+    runner = CliRunner()
+    shown: set[str] = set()
+    for command in COMMANDS:
+        result = runner.invoke(app, [command, "--help"], env={"COLUMNS": columns})
+        assert result.exit_code == 0, result.output
+        assert "…" not in result.output and "..." not in result.output.replace("?...", ""), result.output
+        shown.update(result.output.split())
+    root = runner.invoke(app, ["--help"], env={"COLUMNS": columns})
+    assert "..." not in root.output.replace("[ARGS]...", ""), root.output
+    assert sorted(_help_words() - shown) == []
+
+
+def test_help_paragraphs_are_reflowed_not_broken_mid_sentence() -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["up", "--help"], env={"COLUMNS": "80"})
+    # The docstring's own line break fell after "stops after the"; the help must rewrap it.
+    assert "Ctrl-C stops after the operations in flight." in " ".join(result.output.split())
+    for line in result.output.splitlines():
+        text = line.strip()
+        if text.startswith("Ctrl-C") or text.endswith("stops after the"):
+            assert not text.endswith("the"), line
+
+
+@pytest.mark.parametrize("command", ["outputs", "kubeconfig"])
+def test_read_only_commands_do_not_offer_a_secrets_provider(command: str) -> None:
+    """They never create a stack, so `--secrets-provider ... for stacks created now` would mislead."""
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert "--secrets-provider" not in result.output
