@@ -90,18 +90,48 @@ def _replace_secure(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
+def yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    """The parser's own reason with line and column, and a plain word when a tab is the cause."""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return f"not valid YAML: {exc}"
+    mark = exc.problem_mark
+    message = f"not valid YAML at line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    if exc.context:
+        started = f" at line {exc.context_mark.line + 1}" if exc.context_mark is not None else ""
+        message += f" ({exc.context}{started})"
+    lines = text.splitlines()
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
+    if "\t" in indent or "\\t" in (exc.problem or "") or "tab" in (exc.problem or ""):
+        message += "; that line is indented with a tab: YAML indents with spaces only"
+    return message
+
+
+def _no_config_message(doc: Mapping[str, Any]) -> str:
+    namespaced = [str(k) for k in doc if ":" in str(k)]
+    if namespaced:
+        return (
+            f"has no top-level `config:` key; indent {namespaced[0]!r} and the other settings under `config:` "
+            "(see Pulumi.jetstream2.yaml)"
+        )
+    return (
+        "has no top-level `config:` key: a stack file's settings live under it (see Pulumi.jetstream2.yaml)"
+    )
+
+
 def read_stack_file(path: Path) -> StackFile:
     """Parse a stack file; a missing or malformed file is a ConfigError naming it."""
     if not path.is_file():
         raise ConfigError([Problem(str(path), "stack file not found")])
+    text = path.read_text(encoding="utf-8")
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError([Problem(str(path), f"not valid YAML{where}")]) from None
+        raise ConfigError([Problem(str(path), yaml_problem(exc, text))]) from None
     if not isinstance(doc, dict):
         raise ConfigError([Problem(str(path), "must be a YAML mapping with a `config:` key")])
+    if "config" not in doc:
+        raise ConfigError([Problem(str(path), _no_config_message(doc))])
     config = doc.get("config") or {}
     if not isinstance(config, dict):
         raise ConfigError([Problem(f"{path}: config", "must be a mapping of `namespace:key: value`")])

@@ -1,0 +1,45 @@
+"""Mistakes a newcomer makes first, through the real CLI: each gets a message that says what to fix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from jetstream_binderhub.cli import app
+
+runner = CliRunner()
+
+
+def plan(root: Path, site: str = "jetstream2", *extra: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["plan", site, "-C", str(root), *extra])
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output
+
+
+def test_yaml_error_gives_the_parsers_reason_line_and_column(site_dir: Callable[..., Path]) -> None:
+    root = site_dir(raw="config:\n  jetstream-binderhub:cluster: [unclosed\n")
+    code, out = plan(root)
+    assert code == 2
+    assert "not valid YAML at line 3, column 1: expected ',' or ']'" in out
+    assert "while parsing a flow sequence at line 2" in out
+    assert "Pulumi.jetstream2.yaml" in out
+    assert "tab" not in out
+
+
+def test_yaml_error_from_a_tab_says_tab(site_dir: Callable[..., Path]) -> None:
+    root = site_dir(raw="config:\n  jetstream-binderhub:cluster:\n\tname: pythia\n")
+    code, out = plan(root)
+    assert code == 2
+    assert "line 3, column 1" in out
+    assert "indented with a tab: YAML indents with spaces only" in out
+
+
+def test_file_without_config_key_says_so(site_dir: Callable[..., Path]) -> None:
+    root = site_dir(raw="jetstream-binderhub:cluster:\n  name: pythia\n")
+    code, out = plan(root)
+    assert code == 2
+    assert "has no top-level `config:` key" in out
+    assert "indent 'jetstream-binderhub:cluster'" in out
+    assert "required key is missing" not in out
