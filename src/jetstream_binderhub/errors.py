@@ -10,6 +10,20 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
 
+PATTERN_MEANINGS: dict[str, str] = {}
+"""What each regular expression of a config field expects, in words (see :func:`described_pattern`)."""
+
+
+def described_pattern(regex: str, meaning: str) -> str:
+    """Record what `regex` asks for, for a model's ``Field(pattern=...)``; returns `regex`.
+
+    pydantic's own text ("String should match pattern '^[a-z0-9-]+$'") means nothing to a user, so a
+    pattern error is reported with `meaning` instead.
+    """
+    PATTERN_MEANINGS[regex] = meaning
+    return regex
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with the user's input, tied to the config key that holds it."""
@@ -76,7 +90,12 @@ def problems_from_validation_error(exc: ValidationError, prefix: str = "") -> li
             msg = "unknown key (check its spelling against docs/configuration.md)"
         elif err["type"] == "missing":
             msg = "required key is missing"
-        elif isinstance(value, str | int | float | bool) and not isinstance(value, dict):
+        if err["type"] == "string_pattern_mismatch":
+            pattern = str((err.get("ctx") or {}).get("pattern", ""))
+            msg = PATTERN_MEANINGS.get(
+                pattern, "is not in the form this key expects (see docs/configuration.md)"
+            )
+        if err["type"] not in ("extra_forbidden", "missing") and isinstance(value, str | int | float | bool):
             msg = f"{msg} (got {value!r})"
         problems.append(Problem(_format_loc(prefix, loc), msg))
     return problems

@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Self
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from jetstream_binderhub.config.base import Model
-from jetstream_binderhub.errors import Problem
+from jetstream_binderhub.errors import Problem, described_pattern
 from jetstream_binderhub.naming import (
     DEFAULT_WORKER,
     RFC1123_LABEL,
@@ -150,7 +150,11 @@ class NodeGroup(Model):
     )
     role: str = Field(
         default="worker",
-        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        pattern=described_pattern(
+            r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+            "must be lowercase letters, digits and '-', starting and ending with a letter or digit "
+            "(e.g. worker)",
+        ),
         description="Magnum role (bookkeeping only: it does not reach the nodes). Changing it REPLACES the group.",
     )
     labels: Labels = Field(
@@ -214,12 +218,16 @@ class ClusterConfig(Model):
     )
     kube_tag: str | None = Field(
         default=None,
-        pattern=r"^v\d+\.\d+\.\d+$",
+        pattern=described_pattern(
+            r"^v\d+\.\d+\.\d+$", "must be a Kubernetes version: 'v' and three numbers, e.g. v1.33.2"
+        ),
         description="Kubernetes version the image carries, e.g. v1.33.2 (default: the profile's).",
     )
     capi_helm_chart_version: str | None = Field(
         default=None,
-        pattern=r"^\d+\.\d+\.\d+$",
+        pattern=described_pattern(
+            r"^\d+\.\d+\.\d+$", "must be a chart version: three numbers without a 'v', e.g. 0.16.0"
+        ),
         description="Template label `capi_helm_chart_version` (default: the profile's; autoscaling needs a match).",
     )
     existing_template_id: str | None = Field(

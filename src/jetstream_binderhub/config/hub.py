@@ -18,7 +18,7 @@ from pydantic import AfterValidator, EmailStr, Field, ValidationError, Validatio
 from jetstream_binderhub.config.base import Model
 from jetstream_binderhub.config.dask import DaskGatewayConfig, dask_placement_problems, worker_group
 from jetstream_binderhub.config.gpu import GpuConfig, gpu_placement_problems
-from jetstream_binderhub.errors import ConfigError, Problem, problems_from_validation_error
+from jetstream_binderhub.errors import ConfigError, Problem, described_pattern, problems_from_validation_error
 from jetstream_binderhub.naming import DEFAULT_WORKER, RFC1123_LABEL, node_group_label_value
 from jetstream_binderhub.profiles import Profile, load_profile
 
@@ -71,7 +71,11 @@ RepoProviderPrefix = Literal[
     "gh", "gist", "git", "gl", "zenodo", "figshare", "hydroshare", "dataverse", "ckan"
 ]
 
-_EXACT_VERSION = r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$"
+_EXACT_VERSION = described_pattern(
+    r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$",
+    "must be one exact chart version, e.g. 41.3.0, v1.21.1 or 1.0.0-0.dev.git.3958.haf9ca8b1 (no ranges such "
+    "as ^41 or ~1.2)",
+)
 _IMAGE_COMPONENT = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*$")
 _IMAGE_PREFIX_TAIL = re.compile(r"^[a-z0-9]+([._-]+[a-z0-9]+)*[._-]*$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?([KMGT]i?)?$")
@@ -214,7 +218,11 @@ class DnsConfig(Model):
     )
     allocation: str | None = Field(
         default=None,
-        pattern=r"^[a-z0-9-]+$",
+        pattern=described_pattern(
+            r"^[a-z0-9-]+$",
+            "must be the allocation id in lowercase letters, digits and '-', e.g. cis230085; or set dns.zone "
+            "instead",
+        ),
         description=(
             "Allocation id (lowercase, e.g. cis230085) that names the Designate zone through the profile's "
             "pattern (`<allocation>.projects.jetstream-cloud.org.` on Jetstream2). Designate only."
