@@ -20,7 +20,9 @@ def described_pattern(regex: str, meaning: str) -> str:
     pydantic's own text ("String should match pattern '^[a-z0-9-]+$'") means nothing to a user, so a
     pattern error is reported with `meaning` instead.
     """
-    PATTERN_MEANINGS[regex] = meaning
+    if PATTERN_MEANINGS.setdefault(regex, meaning) != meaning:
+        # One regex, one meaning: otherwise the message would depend on which module was imported last.
+        raise ValueError(f"{regex!r} already means {PATTERN_MEANINGS[regex]!r}; reuse that wording")
     return regex
 
 

@@ -152,8 +152,7 @@ class NodeGroup(Model):
         default="worker",
         pattern=described_pattern(
             r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
-            "must be lowercase letters, digits and '-', starting and ending with a letter or digit "
-            "(e.g. worker)",
+            "must be lowercase letters, digits and '-', starting and ending with a letter or digit",
         ),
         description="Magnum role (bookkeeping only: it does not reach the nodes). Changing it REPLACES the group.",
     )
@@ -226,7 +225,7 @@ class ClusterConfig(Model):
     capi_helm_chart_version: str | None = Field(
         default=None,
         pattern=described_pattern(
-            r"^\d+\.\d+\.\d+$", "must be a chart version: three numbers without a 'v', e.g. 0.16.0"
+            r"^\d+\.\d+\.\d+$", "must be an exact version: three numbers without a 'v', e.g. 0.16.0"
         ),
         description="Template label `capi_helm_chart_version` (default: the profile's; autoscaling needs a match).",
     )

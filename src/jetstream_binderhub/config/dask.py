@@ -14,12 +14,14 @@ from typing import Annotated, Self
 from pydantic import AfterValidator, Field, model_validator
 
 from jetstream_binderhub.config.base import Model
-from jetstream_binderhub.errors import Problem
+from jetstream_binderhub.errors import Problem, described_pattern
 
 DASK_CHART_REPO = "https://helm.dask.org"
 DASK_GATEWAY_CHART_VERSION = "2026.3.0"
 
-_EXACT_VERSION = r"^\d+\.\d+\.\d+$"
+_EXACT_VERSION = described_pattern(
+    r"^\d+\.\d+\.\d+$", "must be an exact version: three numbers without a 'v', e.g. 0.16.0"
+)
 _QUANTITY = re.compile(r"^(\d+(\.\d+)?)([KMGT]i?)?$")
 _FACTORS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _FACTORS |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
@@ -110,7 +112,10 @@ class DaskGatewayConfig(Model):
     )
     release_name: str = Field(
         default="dask-gateway",
-        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        pattern=described_pattern(
+            r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+            "must be lowercase letters, digits and '-', starting and ending with a letter or digit",
+        ),
         max_length=40,
         description=(
             "Helm release name; the gateway's services are named after it (`traefik-<name>`, `api-<name>` "
