@@ -58,6 +58,7 @@ from jetstream_binderhub.config.stackfile import (
 )
 from jetstream_binderhub.errors import ConfigError, JetstreamBinderHubError, Problem, SiteNotFound
 from jetstream_binderhub.naming import CLUSTER_TYPE, FLOATING_IP_TYPE
+from jetstream_binderhub.yamlio import safe_load
 
 if TYPE_CHECKING:
     from pulumi.automation import EngineEvent
@@ -574,7 +575,7 @@ def _write_stack_file(path: Path, namespace: str, raw: Mapping[str, Any]) -> Non
     and the secrets it stored (`secure:` values) from an earlier run."""
     doc: dict[str, Any] = {}
     if path.is_file():
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        loaded = safe_load(path.read_text(encoding="utf-8")) or {}
         doc = loaded if isinstance(loaded, dict) else {}
     old = doc.get("config") or {}
     config = {k: v for k, v in old.items() if isinstance(v, dict) and set(v) == {"secure"}}

@@ -13,5 +13,5 @@ class Model(BaseModel):
     """
 
     model_config = ConfigDict(
-        frozen=True, extra="forbid", validate_default=True, use_attribute_docstrings=False
+        frozen=True, extra="forbid", validate_default=True, use_attribute_docstrings=False, defer_build=True
     )

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from jetstream_binderhub.errors import ConfigError, Problem
+from jetstream_binderhub.yamlio import safe_load
 
 CLUSTER_PROJECT = "jetstream-binderhub"
 """Pulumi project (and config namespace) of the cluster layer: the repository root."""
@@ -125,7 +126,7 @@ def read_stack_file(path: Path) -> StackFile:
         raise ConfigError([Problem(str(path), "stack file not found")])
     text = path.read_text(encoding="utf-8")
     try:
-        doc = yaml.safe_load(text) or {}
+        doc = safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(str(path), yaml_problem(exc, text))]) from None
     if not isinstance(doc, dict):

@@ -6,10 +6,10 @@ from functools import cache
 from importlib import resources
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jetstream_binderhub.errors import ConfigError, Problem, problems_from_validation_error
+from jetstream_binderhub.yamlio import safe_load
 
 
 class _Frozen(BaseModel):
@@ -102,7 +102,7 @@ def load_profile(name: str) -> Profile:
                 )
             ]
         )
-    raw = yaml.safe_load(resources.files(__name__).joinpath(f"{name}.yaml").read_text(encoding="utf-8"))
+    raw = safe_load(resources.files(__name__).joinpath(f"{name}.yaml").read_text(encoding="utf-8"))
     try:
         return Profile.model_validate(raw)
     except ValidationError as exc:  # a broken shipped profile is a bug, but say where
