@@ -372,6 +372,17 @@ def up(
             ),
         ),
     ] = None,
+    allow_upgrade: Annotated[
+        bool,
+        typer.Option(
+            "--allow-upgrade",
+            help=(
+                "Let `up` upgrade the running cluster (a new image or capi_helm_chart_version): it replaces "
+                "every node group's nodes one at a time, ending the sessions on them. Drain launches first "
+                "(docs/operations.md)."
+            ),
+        ),
+    ] = False,
     backend: BackendOpt = None,
     secrets_provider: SecretsProviderOpt = None,
     quiet: QuietOpt = False,
@@ -390,7 +401,7 @@ def up(
         secrets_provider,
         quiet,
         json_output,
-        lambda s: s.up(layer.value, allow_replace=allow_replace or ()),
+        lambda s: s.up(layer.value, allow_replace=allow_replace or (), allow_upgrade=allow_upgrade),
     )
     _report(result, quiet=quiet, json_output=json_output)
 

@@ -375,3 +375,87 @@ def test_up_refuses_a_deleted_hub_namespace_and_applies_nothing_of_that_layer(
     assert ("binderhub", "up") not in stacks.calls
     assert "Kubernetes namespace binderhub-namespace would be DELETED" in str(refused.value)
     assert "--allow-replace binderhub-namespace" in str(refused.value)
+
+
+def test_up_refuses_a_kubernetes_upgrade_until_allow_upgrade(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    stacks = t.FakeStacks(events={(Layer.CLUSTER, "preview"): t.kube_upgrade(), (Layer.CLUSTER, "up"): []})
+    site = make_site(project, ready_env, stacks)
+
+    with pytest.raises(GuardRefused) as refused:
+        site.up("cluster")
+    assert ("cluster", "up") not in stacks.calls
+    assert refused.value.exit_code == 3
+    assert "upgrades the running cluster" in str(refused.value) and "--allow-upgrade" in str(refused.value)
+
+    site.up("cluster", allow_upgrade=True)
+    assert stacks.calls[-1] == ("cluster", "up")
+
+
+def test_a_protected_cluster_replacement_says_to_set_protect_false(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    """The engine, not our guard, stops a protected cluster's replacement: the preview fails with its own
+    diagnostic, and the refusal must still name the cause and the way out."""
+    urn = t.urn(t.CLUSTER_TYPE, "pythia-binder-cluster")
+    engine_message = (
+        f'unable to replace resource "{urn}"\nas it is currently marked for protection. To unprotect the '
+        "resource, remove the `protect` flag from the resource in your Pulumi program and run `pulumi up`"
+    )
+    events = [
+        *t.cluster_replace()[:-1],
+        t.diagnostic(engine_message, resource="pythia-binder-cluster"),
+        t.diagnostic("preview failed"),
+    ]
+    stacks = t.FakeStacks(
+        events={(Layer.CLUSTER, "preview"): events},
+        errors={(Layer.CLUSTER, "preview"): CommandError(t.command_result("error: preview failed"))},
+    )
+
+    with pytest.raises(GuardRefused) as refused:
+        make_site(project, ready_env, stacks).up("cluster")
+
+    message = str(refused.value)
+    assert refused.value.exit_code == 3
+    assert "pythia-binder-cluster would be REPLACED because masterFlavor forces a new cluster" in message
+    assert "set cluster.protect: false" in message
+    assert "--allow-replace pythia-binder-cluster" in message
+    assert "remove the `protect` flag" not in message, "Pulumi's advice names the program, not our config"
+
+
+def test_a_restricted_application_credential_is_named_with_the_fix(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    """What a restricted credential produces: the conductor stores Keystone's 403 as the cluster's status
+    reason and the provider reports it while waiting for CREATE_COMPLETE."""
+    keystone = (
+        "You are not authorized to perform the requested action: Using method 'application_credential' is "
+        "not allowed for managing additional application credentials. (HTTP 403) (Request-ID: req-5e1f)"
+    )
+    provider = (
+        "1 error occurred:\n\t* Error waiting for openstack_containerinfra_cluster_v1 "
+        "0f6c1a9e-2b7d-4c1e-9d55-7a3c2e8b1f40 to become ready: openstack_containerinfra_cluster_v1 is in "
+        f"an error state: {keystone}\n\n"
+    )
+    stacks = t.FakeStacks(
+        events={
+            (Layer.CLUSTER, "preview"): t.fresh_cluster(),
+            (Layer.CLUSTER, "up"): [
+                t.step("create", t.CLUSTER_TYPE, "pythia-binder-cluster", planning=False),
+                t.diagnostic(provider, resource="pythia-binder-cluster"),
+                t.failed(t.CLUSTER_TYPE, "pythia-binder-cluster", op="create"),
+                t.diagnostic("update failed"),
+            ],
+        },
+        errors={(Layer.CLUSTER, "up"): CommandError(t.command_result("error: update failed"))},
+    )
+
+    with pytest.raises(UpdateFailed) as failed:
+        make_site(project, ready_env, stacks).up("cluster")
+
+    message = str(failed.value)
+    assert "\n" not in message
+    assert "application credential you deploy with is restricted" in message
+    assert "Unrestricted" in message and "load-balancer" in message
+    assert "HTTP 403" not in message

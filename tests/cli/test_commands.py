@@ -315,6 +315,19 @@ def test_up_with_allow_replace_applies(project: Path, stacks: t.FakeStacks) -> N
     assert "applied: 0 created, 0 updated, 1 REPLACED" in out
 
 
+def test_up_refuses_an_upgrade_until_allow_upgrade(project: Path, stacks: t.FakeStacks) -> None:
+    stacks.events[(Layer.CLUSTER, "preview")] = t.kube_upgrade()
+    stacks.events[(Layer.CLUSTER, "up")] = t.kube_upgrade()
+    code, _, err = run("up", "jetstream2", "--layer", "cluster", "-q", "-C", str(project))
+    assert code == 3
+    assert "upgrades the running cluster" in err and "--allow-upgrade" in err
+    assert ("cluster", "up") not in stacks.calls
+
+    code, _, err = run("up", "jetstream2", "--layer", "cluster", "--allow-upgrade", "-q", "-C", str(project))
+    assert code == 0, err
+    assert ("cluster", "up") in stacks.calls
+
+
 def test_up_progress_goes_to_stderr_and_names_slow_magnum_steps(project: Path, stacks: t.FakeStacks) -> None:
     stacks.events[(Layer.CLUSTER, "preview")] = t.fresh_cluster()
     stacks.events[(Layer.CLUSTER, "up")] = [

@@ -15,6 +15,7 @@ from jetstream_binderhub.engine.changes import (
 from jetstream_binderhub.engine.guard import (
     CLUSTER_TYPE,
     NODE_GROUP_TYPE,
+    TEMPLATE_TYPE,
     GuardRefused,
     check,
     find_dangerous,
@@ -34,7 +35,7 @@ def layer(fixture: str) -> LayerChanges:
 
 def test_cluster_replacement_is_refused_naming_resource_property_and_the_way_out() -> None:
     # The template's create-first replacement in the same preview is safe and not reported.
-    dangers = find_dangerous([layer("cluster_replace.jsonl")], set())
+    dangers = find_dangerous([layer("cluster_replace.jsonl")], set(), allow_upgrade=True)
 
     assert [(d.name, d.op) for d in dangers] == [("pythia-cluster", ChangeOp.REPLACE)]
     danger = dangers[0]
@@ -51,24 +52,81 @@ def test_cluster_replacement_is_refused_naming_resource_property_and_the_way_out
 
 @pytest.mark.parametrize("allowed", ["pythia-cluster", CLUSTER_URN])
 def test_allow_replace_by_logical_name_or_urn_lets_it_through(allowed: str) -> None:
-    assert find_dangerous([layer("cluster_replace.jsonl")], {allowed}) == []
+    assert find_dangerous([layer("cluster_replace.jsonl")], {allowed}, allow_upgrade=True) == []
 
 
 def test_allowing_one_resource_does_not_allow_another() -> None:
-    dangers = find_dangerous([layer("cluster_replace.jsonl")], {"pythia-template", "pythia-nodegroup-user"})
+    dangers = find_dangerous(
+        [layer("cluster_replace.jsonl")], {"pythia-template", "pythia-nodegroup-user"}, allow_upgrade=True
+    )
 
     assert [d.name for d in dangers] == ["pythia-cluster"]
 
 
-def test_template_created_before_the_old_one_is_deleted_is_safe() -> None:
+def test_template_created_before_the_old_one_is_deleted_is_safe_once_the_upgrade_is_allowed() -> None:
     template_only = layer("template_create_first.jsonl")
     assert template_only.counts[ChangeOp.REPLACE] == 1
 
-    assert find_dangerous([template_only], set()) == []
+    assert find_dangerous([template_only], set(), allow_upgrade=True) == []
+
+
+def test_a_new_image_is_an_upgrade_that_rolls_every_group_and_needs_allow_upgrade() -> None:
+    (danger,) = find_dangerous([layer("template_create_first.jsonl")], set())
+
+    assert danger.name == "cluster:upgrade"
+    assert "image ubuntu-jammy-kube-v1.33.2-250626-0848 → ubuntu-jammy-kube-v1.34.1-250626-0848" in (
+        danger.message
+    )
+    assert "EVERY node group" in danger.message and "Drain launches first" in danger.message
+    assert danger.message.endswith("then pass --allow-upgrade.")
+    # --allow-replace does not stand in for it: the two are different decisions.
+    assert find_dangerous([layer("template_create_first.jsonl")], {"cluster:upgrade", "pythia-template"})
+
+
+def _template_change(*keys: str, op: ChangeOp = ChangeOp.REPLACE) -> ResourceChange:
+    return ResourceChange(
+        layer="cluster",
+        urn="urn:pulumi:s::p::" + TEMPLATE_TYPE + "::pythia-template",
+        op=op,
+        changed_keys=list(keys),
+        replace_causes=list(keys) if op is ChangeOp.REPLACE else [],
+        delete_before_replace=False if op is ChangeOp.REPLACE else None,
+    )
+
+
+def _cluster_moves() -> ResourceChange:
+    return ResourceChange(
+        layer="cluster",
+        urn="urn:pulumi:s::p::" + CLUSTER_TYPE + "::pythia-cluster",
+        op=ChangeOp.UPDATE,
+        changed_keys=["cluster_template_id"],
+    )
+
+
+def test_a_new_chart_version_is_an_upgrade_but_other_template_labels_are_not() -> None:
+    chart = LayerChanges(
+        layer="cluster",
+        changes=[_template_change("labels.capi_helm_chart_version", "name"), _cluster_moves()],
+    )
+    labels = LayerChanges(
+        layer="cluster", changes=[_template_change("labels.boot_volume_type", "name"), _cluster_moves()]
+    )
+
+    assert [d.name for d in find_dangerous([chart])] == ["cluster:upgrade"]
+    assert "labels.capi_helm_chart_version" in find_dangerous([chart])[0].message
+    assert find_dangerous([labels]) == []
+
+
+def test_moving_to_another_existing_template_is_an_upgrade() -> None:
+    moved = LayerChanges(layer="cluster", changes=[_cluster_moves()])
+
+    (danger,) = find_dangerous([moved])
+    assert "the cluster moves to another template" in danger.message
+    assert find_dangerous([moved], allow_upgrade=True) == []
 
 
 def test_template_deleted_before_its_replacement_is_refused() -> None:
-    dangers = find_dangerous([layer("template_delete_first.jsonl")], set())
+    dangers = find_dangerous([layer("template_delete_first.jsonl")], set(), allow_upgrade=True)
 
     assert [(d.name, d.op) for d in dangers] == [("pythia-template", ChangeOp.REPLACE)]
     assert "deleted BEFORE its replacement exists" in dangers[0].message
@@ -83,30 +141,32 @@ def test_template_replacement_of_unknown_order_is_refused() -> None:
         if '"op":"create-replacement"' not in line and '"op":"delete-replaced"' not in line
     ]
 
-    dangers = find_dangerous([changes_from_events("cluster", events)], set())
+    dangers = find_dangerous([changes_from_events("cluster", events)], set(), allow_upgrade=True)
 
     assert [d.name for d in dangers] == ["pythia-template"]
     assert "do not show whether the new template is created before" in dangers[0].message
 
 
 def test_template_delete_is_refused_unless_allowed() -> None:
-    dangers = find_dangerous([layer("template_delete.jsonl")], set())
+    dangers = find_dangerous([layer("template_delete.jsonl")], set(), allow_upgrade=True)
 
     assert [(d.name, d.op) for d in dangers] == [("pythia-template", ChangeOp.DELETE)]
     assert "cluster template pythia-template would be DELETED" in dangers[0].message
     assert "cluster.existing_template_id" in dangers[0].message
-    assert find_dangerous([layer("template_delete.jsonl")], {"pythia-template"}) == []
+    assert find_dangerous([layer("template_delete.jsonl")], {"pythia-template"}, allow_upgrade=True) == []
 
 
-def test_node_group_replacement_names_the_property_the_config_key_and_the_rolling_upgrade() -> None:
-    dangers = find_dangerous([layer("nodegroup_flavor.jsonl")], set())
+def test_node_group_replacement_names_the_property_the_config_key_and_the_way_round() -> None:
+    dangers = find_dangerous([layer("nodegroup_flavor.jsonl")], set(), allow_upgrade=True)
 
     assert [d.name for d in dangers] == ["pythia-nodegroup-user"]
     message = dangers[0].message
     assert "node group pythia-nodegroup-user would be REPLACED because flavorId forces a new group" in message
     assert "Revert cluster.node_groups[user].flavor" in message
-    assert "flavor, labels, image_id, role and name" in message
-    assert "openstack coe cluster upgrade --nodegroup user" in message
+    assert "flavor, labels, role and name" in message
+    # The driver ignores --nodegroup on upgrade (it moves every group), so that is no way round.
+    assert "--nodegroup" not in message
+    assert "add a new group beside user" in message
     assert "--allow-replace pythia-nodegroup-user" in message
 
 
@@ -231,7 +291,7 @@ def test_lost_events_are_refused_because_the_missing_step_could_be_the_cluster()
 
 def test_check_raises_guard_refused_with_exit_code_3_carrying_the_dangers() -> None:
     with pytest.raises(GuardRefused) as raised:
-        check([layer("cluster_replace.jsonl"), layer("nodegroup_flavor.jsonl")], set())
+        check([layer("cluster_replace.jsonl"), layer("nodegroup_flavor.jsonl")], set(), allow_upgrade=True)
 
     error = raised.value
     assert isinstance(error, JetstreamBinderHubError)
@@ -239,4 +299,6 @@ def test_check_raises_guard_refused_with_exit_code_3_carrying_the_dangers() -> N
     assert [d.name for d in error.dangers] == ["pythia-cluster", "pythia-nodegroup-user"]
     assert error.lines() == [d.message for d in error.dangers]
     assert str(error).startswith("refusing to apply 2 dangerous change(s):")
-    check([layer("template_create_first.jsonl")], set())  # nothing dangerous: returns quietly
+    check(
+        [layer("template_create_first.jsonl")], set(), allow_upgrade=True
+    )  # nothing dangerous: returns quietly

@@ -52,6 +52,42 @@ def command_summary(text: str) -> str | None:
     return _short(picked.removeprefix("error: ")) if picked else None
 
 
+_PROTECTED = re.compile(r"unable to (replace|delete) resource .*currently marked for protection", re.DOTALL)
+"""The engine's own refusal (pulumi `pkg/resource/deploy/step_generator.go`): it fails the preview
+before our guard sees it, so the guard's way out must be said here."""
+
+_RESTRICTED_CREDENTIAL = "not allowed for managing additional application credentials"
+"""Keystone's 403 for an application credential made with a restricted one (keystone `api/users.py`
+`_check_unrestricted_application_credential`). Magnum's Cluster API driver creates the cluster's own
+credential with the caller's token (magnum-capi-helm `common/app_creds.py`), the conductor stores the
+error as the cluster's status reason and the provider reports it while waiting for CREATE_COMPLETE."""
+
+RESTRICTED_CREDENTIAL_HINT = (
+    "the OpenStack application credential you deploy with is restricted: Magnum's Cluster API driver makes "
+    "the cluster's own credential from it, which Keystone only allows for an unrestricted one. Create an "
+    "application credential with Unrestricted ticked and every role of the project (including "
+    'load-balancer), switch to it (README, "Deploy for real"), then run up again'
+)
+
+
+def _protected(changes: LayerChanges | None) -> JetstreamBinderHubError | None:
+    from jetstream_binderhub.engine.changes import ChangeOp, ResourceChange
+    from jetstream_binderhub.engine.guard import GuardRefused, protected_danger
+
+    if changes is None:
+        return None
+    for diag in changes.errors:
+        match = _PROTECTED.search(diag.message)
+        if match is None or not diag.urn:
+            continue
+        change = next((c for c in changes.changes if c.urn == diag.urn), None)
+        if change is None:
+            op = ChangeOp.DELETE if match.group(1) == "delete" else ChangeOp.REPLACE
+            change = ResourceChange(layer=changes.layer, urn=diag.urn, op=op)
+        return GuardRefused([protected_danger(change)])
+    return None
+
+
 def translate(
     exc: BaseException,
     spec: LayerSpec,
@@ -96,8 +132,13 @@ def translate(
             return PassphraseMissing(
                 f"stack {where} needs its passphrase: set PULUMI_CONFIG_PASSPHRASE_FILE (or PULUMI_CONFIG_PASSPHRASE)"
             )
+        if (refused := _protected(changes)) is not None:
+            return refused
         line = changes.failure_line() if changes is not None else None
         details = [d.headline for d in changes.errors] if changes is not None else []
+        messages = [d.message.lower() for d in changes.errors] if changes is not None else []
+        if any(_RESTRICTED_CREDENTIAL in m for m in [low, *messages]):
+            line = f"{spec.layer.value}: {RESTRICTED_CREDENTIAL_HINT}"
         if line is None:
             summary = command_summary(text)
             line = (

@@ -320,9 +320,16 @@ class Site:
             results.append(self._run(current, "preview"))
         return SiteResult(self.name, "preview", tuple(results), tuple(notes))
 
-    def up(self, layer: Layer | LayerChoice = "all", *, allow_replace: Collection[str] = ()) -> SiteResult:
+    def up(
+        self,
+        layer: Layer | LayerChoice = "all",
+        *,
+        allow_replace: Collection[str] = (),
+        allow_upgrade: bool = False,
+    ) -> SiteResult:
         """Preview each layer, refuse dangerous replacements and deletions (see
-        :func:`jetstream_binderhub.engine.guard.find_dangerous`) unless `allow_replace` names them, then
+        :func:`jetstream_binderhub.engine.guard.find_dangerous`) unless `allow_replace` names them, and a
+        Kubernetes upgrade of the running cluster (it rolls every node group) unless `allow_upgrade`, then
         apply it. Cluster first, so the BinderHub preview sees the cluster's new outputs."""
         from jetstream_binderhub.engine.guard import GuardRefused, find_dangerous
 
@@ -333,7 +340,7 @@ class Site:
         for current in layers:
             preview = self._run(current, "preview")
             assert preview.changes is not None
-            dangers = find_dangerous([preview.changes], allow)
+            dangers = find_dangerous([preview.changes], allow, allow_upgrade=allow_upgrade)
             if dangers:
                 raise GuardRefused(dangers)
             expected = sum(1 for c in preview.changes.changes if c.op != "same")

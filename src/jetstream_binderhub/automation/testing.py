@@ -189,6 +189,28 @@ def cluster_replace() -> list[dict[str, Any]]:
     ]
 
 
+def kube_upgrade() -> list[dict[str, Any]]:
+    """A new image: the template is replaced create-first and the cluster moves to it in place."""
+    old_t = {"name": "pythia-binder-v1.33.2-1a2b3c4d", "image": "ubuntu-jammy-kube-v1.33.2-250626-0848"}
+    new_t = {"name": "pythia-binder-v1.34.1-9f8e7d6c", "image": "ubuntu-jammy-kube-v1.34.1-260301-1200"}
+    detailed = {"image": "update-replace", "name": "update-replace"}
+    template = "pythia-binder-template"
+    return [
+        step("create-replacement", TEMPLATE_TYPE, template, old=old_t, new=new_t, detailed=detailed),
+        step("replace", TEMPLATE_TYPE, template, old=old_t, new=new_t, detailed=detailed),
+        step(
+            "update",
+            CLUSTER_TYPE,
+            "pythia-binder-cluster",
+            old={"clusterTemplateId": "tmpl-old"},
+            new={"clusterTemplateId": "tmpl-new"},
+            detailed={"clusterTemplateId": "update"},
+        ),
+        step("delete-replaced", TEMPLATE_TYPE, template, old=old_t, new=new_t, detailed=detailed),
+        summary(replace=1, update=1, same=2),
+    ]
+
+
 def nodegroup_resize() -> list[dict[str, Any]]:
     """A node group's maximum size changes in place: nothing dangerous."""
     return [

@@ -1,9 +1,14 @@
-"""The last check before `up` applies: refuse to lose what users depend on.
+"""The last check before `up` applies: refuse to lose what users depend on, and refuse a Kubernetes
+upgrade nobody asked for.
 
 Cluster layer: replacing the cluster destroys every user's hub and all in-cluster state; replacing a
 node group kills every pod on it at once; deleting a template fails (Magnum refuses while a cluster
 uses it) or strands the cluster. The project's own template replacement creates the new template first
-and moves the cluster to it through an in-place upgrade, so that one is safe and passes.
+and moves the cluster to it through an in-place upgrade; that is safe unless the new template carries a
+new image or chart version, which the Cluster API driver rolls out to EVERY node group (magnum-capi-helm
+``driver.py`` ``upgrade_cluster`` renders the template's one image for all groups; capi-helm-charts
+replaces each group's nodes one at a time), killing the user sessions on each replaced node. Such an
+upgrade needs ``--allow-upgrade``.
 
 BinderHub layer: a replaced Kubernetes provider re-creates every Kubernetes resource it manages; a
 replaced or deleted namespace takes everything in it; a replaced or deleted Helm release uninstalls the
@@ -32,6 +37,14 @@ from jetstream_binderhub.naming import (
 )
 
 ALLOW_FLAG = "--allow-replace"
+ALLOW_UPGRADE_FLAG = "--allow-upgrade"
+UPGRADE_TOKEN = "upgrade"
+"""Danger name suffix (`<layer>:upgrade`) of a Kubernetes upgrade of the running cluster."""
+
+_ROLLING_TEMPLATE_KEYS = ("image", "capi_helm_chart_version")
+"""Template settings that reach a running cluster (and roll its nodes): the driver reads the image and
+the chart version from the cluster's *current* template, every other label from the copy Magnum made at
+creation (magnum-capi-helm ``driver.py`` ``_get_image_details``, ``_get_chart_version``, ``_label``)."""
 
 _CLUSTER_KEYS = {
     "master_flavor": "cluster.control_plane.flavor",
@@ -141,11 +154,10 @@ def _node_group_message(change: ResourceChange) -> str:
         )
     keys = _config_keys(change, _NODE_GROUP_KEYS, prefix=f"cluster.node_groups[{group}].")
     return (
-        f"{what} would be REPLACED because {_causes(change)} forces a new group (flavor, labels, image_id, "
-        "role and name all do): every pod on it is killed at once. "
-        f"Revert {keys}; to upgrade a group's Kubernetes use `openstack coe cluster upgrade --nodegroup "
-        f"{group} <cluster> <template>` (rolling) instead; or pass {_allow(change)} if killing its pods is "
-        "intended."
+        f"{what} would be REPLACED because {_causes(change)} forces a new group (flavor, labels, role and "
+        "name all do): every pod on it is killed at once. "
+        f"Revert {keys}; to move users to another flavor without that, add a new group beside {group}, "
+        f"then remove {group} once it is idle; or pass {_allow(change)} if killing its pods is intended."
     )
 
 
@@ -217,6 +229,76 @@ def _hub_message(change: ResourceChange, noun: str, consequence: str) -> str:
     )
 
 
+def _rolling_keys(change: ResourceChange) -> list[str]:
+    # `image` at the top; the chart version is a label (`labels.capi_helm_chart_version`).
+    return [
+        k
+        for k in change.changed_keys
+        if _top(k) in _ROLLING_TEMPLATE_KEYS or k.split(".")[-1] in _ROLLING_TEMPLATE_KEYS
+    ]
+
+
+def _upgrade_message(layer: LayerChanges) -> str | None:
+    """Why this layer's update upgrades the running cluster, or None when it does not."""
+    templates = [c for c in layer.changes if c.type == TEMPLATE_TYPE]
+    moved = [
+        c
+        for c in layer.changes
+        if c.type == CLUSTER_TYPE
+        and c.op is ChangeOp.UPDATE
+        and any(_top(k) == "cluster_template_id" for k in c.changed_keys)
+    ]
+    what = ""
+    for template in templates:
+        if template.op in (ChangeOp.REPLACE, ChangeOp.UPDATE) and (keys := _rolling_keys(template)):
+            shown = []
+            for key in keys:
+                value = template.values.get(key)
+                shown.append(f"{key} {value.old} → {value.new}" if value else key)
+            what = "; ".join(shown)
+            break
+    else:
+        if moved and not any(t.op is ChangeOp.REPLACE for t in templates):
+            # Moving to another template (cluster.existing_template_id) upgrades to whatever it carries.
+            what = "the cluster moves to another template"
+    if not what:
+        return None
+    return (
+        f"{layer.layer}: this update upgrades the running cluster ({what}): Magnum's Cluster API driver "
+        "puts the template's one image on EVERY node group and replaces their nodes one at a time, so the "
+        "sessions of users on each replaced node die. Drain launches first (docs/operations.md, "
+        f'"Upgrading Kubernetes"), then pass {ALLOW_UPGRADE_FLAG}.'
+    )
+
+
+def protected_danger(change: ResourceChange) -> Danger:
+    """The refusal for a replacement or deletion the engine itself stopped because the resource is
+    `protect`ed: the engine fails the preview before the guard runs, so this is where the way out is said."""
+    if change.type == CLUSTER_TYPE:
+        base = _cluster_message(change) if change.op in (ChangeOp.REPLACE, ChangeOp.DELETE) else ""
+        way_out = (
+            "Pulumi stopped the preview because the cluster is protected: if losing it is intended, set "
+            f"cluster.protect: false in the site's stack file and run up with {_allow(change)}."
+        )
+    else:
+        base = _message(change) or ""
+        way_out = (
+            f"Pulumi stopped the preview because {change.name} is protected: if that is intended, turn its "
+            f"protection off in the site's configuration and run up with {_allow(change)}."
+        )
+    if not base:
+        base = f"{change.layer}: {change.name} would be replaced or deleted."
+    return Danger(
+        layer=change.layer,
+        urn=change.urn,
+        type=change.type,
+        name=change.name,
+        op=change.op if change.op in (ChangeOp.REPLACE, ChangeOp.DELETE) else ChangeOp.REPLACE,
+        causes=tuple(change.replace_causes),
+        message=f"{base} {way_out}",
+    )
+
+
 def _message(change: ResourceChange) -> str | None:
     if change.op not in (ChangeOp.REPLACE, ChangeOp.DELETE):
         return None
@@ -231,8 +313,11 @@ def _message(change: ResourceChange) -> str | None:
     return None
 
 
-def find_dangerous(layers: Sequence[LayerChanges], allow: Set[str] = frozenset()) -> list[Danger]:
-    """Every replacement or deletion the guard refuses, except those `allow` names.
+def find_dangerous(
+    layers: Sequence[LayerChanges], allow: Set[str] = frozenset(), *, allow_upgrade: bool = False
+) -> list[Danger]:
+    """Every replacement or deletion the guard refuses, except those `allow` names, and any Kubernetes
+    upgrade of the running cluster unless `allow_upgrade`.
 
     `allow` holds what the user passed with --allow-replace: a resource's logical name or its URN.
     A layer whose event stream lost replace or delete steps is refused as a whole (the missing step may
@@ -258,6 +343,19 @@ def find_dangerous(layers: Sequence[LayerChanges], allow: Set[str] = frozenset()
                     ),
                 )
             )
+        upgrade = None if allow_upgrade else _upgrade_message(layer)
+        if upgrade is not None:
+            dangers.append(
+                Danger(
+                    layer=layer.layer,
+                    urn="",
+                    type=TEMPLATE_TYPE,
+                    name=f"{layer.layer}:{UPGRADE_TOKEN}",
+                    op=ChangeOp.UPDATE,
+                    causes=(),
+                    message=upgrade,
+                )
+            )
         for change in layer.changes:
             if change.name in allow or change.urn in allow:
                 continue
@@ -277,8 +375,10 @@ def find_dangerous(layers: Sequence[LayerChanges], allow: Set[str] = frozenset()
     return dangers
 
 
-def check(layers: Sequence[LayerChanges], allow: Set[str] = frozenset()) -> None:
+def check(
+    layers: Sequence[LayerChanges], allow: Set[str] = frozenset(), *, allow_upgrade: bool = False
+) -> None:
     """Raise GuardRefused when :func:`find_dangerous` finds anything."""
-    dangers = find_dangerous(layers, allow)
+    dangers = find_dangerous(layers, allow, allow_upgrade=allow_upgrade)
     if dangers:
         raise GuardRefused(dangers)
