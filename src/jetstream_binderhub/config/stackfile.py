@@ -108,6 +108,16 @@ def yaml_problem(exc: yaml.YAMLError, text: str) -> str:
     return message
 
 
+def _python_parser_error(text: str) -> yaml.YAMLError:
+    """The error PyYAML's pure-Python parser gives for `text`: libyaml, which reads the files, says the
+    same thing in words that differ by version and never names a tab; the slow parser runs only here."""
+    try:
+        yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        return exc
+    return yaml.YAMLError("libyaml refused the file, PyYAML's own parser did not")
+
+
 def _no_config_message(doc: Mapping[str, Any]) -> str:
     namespaced = [str(k) for k in doc if ":" in str(k)]
     if namespaced:
@@ -127,8 +137,8 @@ def read_stack_file(path: Path) -> StackFile:
     text = path.read_text(encoding="utf-8")
     try:
         doc = safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError([Problem(str(path), yaml_problem(exc, text))]) from None
+    except yaml.YAMLError:
+        raise ConfigError([Problem(str(path), yaml_problem(_python_parser_error(text), text))]) from None
     if not isinstance(doc, dict):
         raise ConfigError([Problem(str(path), "must be a YAML mapping with a `config:` key")])
     if "config" not in doc:
