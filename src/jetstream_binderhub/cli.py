@@ -526,6 +526,81 @@ def kubeconfig(
     )
 
 
+# --- operations ---------------------------------------------------------------------------------
+
+
+def _site_url(site: str, project_dir: Path | None, backend: str | None) -> str:
+    s = _open_site(site, project_dir, backend, None, None)
+    url = run_or_exit(s.url)
+    if not url:
+        fail(
+            [
+                f"error: site {site} has no BinderHub URL yet (no binderhub_url output): run "
+                f"`jetstream-binderhub up {site}` first, or pass --url"
+            ],
+            4,
+        )
+    return url
+
+
+@app.command()
+def verify(
+    site: SiteArg,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="BinderHub base URL, http(s)://HOST, optionally with :PORT and a /PATH (default: the site's binderhub_url output).",
+            show_default=False,
+        ),
+    ] = None,
+    repo: Annotated[
+        str,
+        typer.Option("--repo", help="Repository to launch, as in a launch URL: PROVIDER/SPEC."),
+    ] = "gh/binder-examples/requirements/HEAD",
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="SECONDS", help="Give up after this long in all.")
+    ] = 900.0,
+    stop_server: Annotated[
+        bool,
+        typer.Option("--stop-server", help="Shut the launched server down afterwards, with its own token."),
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    backend: BackendOpt = None,
+    project_dir: ProjectDirOpt = None,
+) -> None:
+    """Smoke-test the live BinderHub: /health, then launch a repository and follow it to ready or failed.
+
+    Exit codes: 0 ready, 10 unhealthy, 11 build failed, 12 launch failed, 13 timed out,
+    14 unreachable, 15 refused (rate limit, authentication, repository not allowed).
+    """
+    from jetstream_binderhub.ops.verify import verify as run_verify
+
+    target = url if url is not None else _site_url(site, project_dir, backend)
+    result = run_or_exit(lambda: run_verify(target, repo, timeout=timeout, stop_server=stop_server))
+    if json_output:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
+    else:
+        typer.echo(f"verify {result.url} with {result.repo}")
+        if result.health is not None:
+            states = ", ".join(
+                f"{c.service} {'ok' if c.ok else ('FAILING' if c.counted else 'not ok (not counted)')}"
+                for c in result.health.checks
+            )
+            typer.echo(f"health: {'ok' if result.health.ok else 'UNHEALTHY'} ({states})")
+        for phase in result.phases:
+            took = f"{phase.seconds:6.1f}s" if phase.seconds is not None else "       "
+            typer.echo(f"  {phase.phase:<10} at {phase.at_seconds:6.1f}s {took}  {phase.message[:90]}")
+        if result.exit_code == 0:
+            typer.echo(result.message)
+            if result.server_stopped:
+                typer.echo("server stopped")
+    if result.stop_problem:
+        typer.echo(f"warning: the server was not stopped: {result.stop_problem}", err=True)
+    if result.exit_code != 0:
+        fail([f"error: verify: {result.message}"], result.exit_code)
+
+
 def main() -> None:
     app()
 

@@ -30,6 +30,26 @@ def test_no_help_imports_pulumi() -> None:
     assert proc.stdout.strip() == "[]"
 
 
+OPS_COMMANDS = ["verify"]
+
+
+def test_no_operations_help_imports_pulumi_or_a_network_client() -> None:
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from jetstream_binderhub.cli import app\n"
+        "runner = CliRunner()\n"
+        f"for command in {OPS_COMMANDS!r}:\n"
+        "    result = runner.invoke(app, [command, '--help'])\n"
+        "    assert result.exit_code == 0, (command, result.output)\n"
+        "heavy = ('pulumi', 'httpx', 'openstack', 'keystoneauth1', 'ruamel')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith('pulumi_')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 def test_root_help_lists_every_command() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "jetstream_binderhub.cli", "--help"],
@@ -37,7 +57,7 @@ def test_root_help_lists_every_command() -> None:
         text=True,
         check=True,
     )
-    for command in COMMANDS:
+    for command in COMMANDS + OPS_COMMANDS:
         assert command in proc.stdout
 
 
