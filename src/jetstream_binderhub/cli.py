@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 
-from jetstream_binderhub.errors import ConfigError, JetstreamBinderHubError
+from jetstream_binderhub.errors import ConfigError, JetstreamBinderHubError, SiteNotFound
 
 if TYPE_CHECKING:
     from jetstream_binderhub.automation.progress import Progress
@@ -117,10 +117,15 @@ def fail(lines: list[str], code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def run_or_exit(fn: Callable[[], T]) -> T:
-    """Turn domain errors into messages and exit codes; never a traceback for the user's mistakes."""
+def run_or_exit(fn: Callable[[], T], *, site_hint: str = "") -> T:
+    """Turn domain errors into messages and exit codes; never a traceback for the user's mistakes.
+
+    `site_hint` is added to a "no such site" error (see :func:`project_root`).
+    """
     try:
         return fn()
+    except SiteNotFound as exc:
+        fail([f"error: {exc}{site_hint}"], exc.exit_code)
     except ConfigError as exc:
         where = f" in {exc.source}" if exc.source else ""
         fail([f"error: invalid configuration{where}:", *(f"  {line}" for line in exc.lines())], exc.exit_code)
@@ -138,6 +143,16 @@ def find_project_dir(start: Path | None = None) -> Path:
         if (candidate / "Pulumi.yaml").is_file() and (candidate / "infra").is_dir():
             return candidate
     return here
+
+
+def project_root(project_dir: Path | None) -> tuple[Path, str]:
+    """The repository to work in, and what to add to a "no such site" error when it was guessed wrong."""
+    if project_dir is not None:
+        return project_dir, ""
+    root = find_project_dir()
+    if (root / "Pulumi.yaml").is_file():
+        return root, ""
+    return root, f"; {root} is not inside a jetstream-binderhub repository: run this there, or pass -C DIR"
 
 
 # --- offline ------------------------------------------------------------------------------------
@@ -173,23 +188,25 @@ def plan(
     Shows every resource with its key inputs and options, the outputs (secrets masked) and the
     allocation cost at minimum and maximum size.
     """
-    root = project_dir or find_project_dir()
+    root, hint = project_root(project_dir)
     if compare is not None:
-        _plan_compare(site, root, compare, markdown, json_output)
+        _plan_compare(site, root, compare, markdown, json_output, hint)
         return
     if markdown is not None:
         fail(["error: --markdown needs --compare BASE (or use `preview --markdown` against the cloud)"], 2)
     from jetstream_binderhub.plan.render import render_json, render_text
     from jetstream_binderhub.plan.site import plan_site
 
-    result = run_or_exit(lambda: plan_site(site, root))
+    result = run_or_exit(lambda: plan_site(site, root), site_hint=hint)
     sys.stdout.write(render_json(result) if json_output else render_text(result))
 
 
-def _plan_compare(site: str, root: Path, base: str, markdown: Path | None, json_output: bool) -> None:
+def _plan_compare(
+    site: str, root: Path, base: str, markdown: Path | None, json_output: bool, hint: str
+) -> None:
     from jetstream_binderhub.plan.compare import compare, render_comparison
 
-    comparison = run_or_exit(lambda: compare(site, root, base))
+    comparison = run_or_exit(lambda: compare(site, root, base), site_hint=hint)
     if json_output:
         data = {
             "site": site,
@@ -224,11 +241,12 @@ def _open_site(
 ) -> Site:
     from jetstream_binderhub.automation.site import Site
 
-    root = project_dir or find_project_dir()
+    root, hint = project_root(project_dir)
     return run_or_exit(
         lambda: Site.from_files(
             site, root, backend=backend, secrets_provider=secrets_provider, progress=progress
-        )
+        ),
+        site_hint=hint,
     )
 
 

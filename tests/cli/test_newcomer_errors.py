@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from jetstream_binderhub.cli import app
@@ -54,3 +55,28 @@ def test_pattern_error_says_in_words_what_is_expected(project: Path) -> None:
     assert "dns.allocation: must be the allocation id in lowercase letters" in out
     assert "or set dns.zone instead (got 'CIS230085')" in out
     assert "should match pattern" not in out
+
+
+def test_unknown_profile_names_the_file(site_dir: Callable[..., Path]) -> None:
+    root = site_dir(cluster={"profile": "aws", "cluster": {"name": "pythia"}})
+    code, out = plan(root)
+    assert code == 2
+    assert f"invalid configuration in {root / 'Pulumi.jetstream2.yaml'}:" in out
+    assert "profile: unknown site profile 'aws' (available: jetstream2" in out
+
+
+@pytest.mark.parametrize("command", ["plan", "outputs"])
+def test_no_site_outside_the_repository_mentions_dash_c(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, [command, "jetstream2"])
+    assert result.exit_code == 2
+    assert "no site 'jetstream2'" in result.output
+    assert "not inside a jetstream-binderhub repository: run this there, or pass -C DIR" in result.output
+
+
+def test_no_site_inside_the_repository_does_not_talk_about_dash_c(site_dir: Callable[..., Path]) -> None:
+    code, out = plan(site_dir(), "nowhere")
+    assert code == 2
+    assert "sites here: jetstream2" in out and "-C" not in out

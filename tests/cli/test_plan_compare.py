@@ -177,7 +177,8 @@ def test_compare_against_a_site_file(repo: Path, tmp_path: Path) -> None:
 def test_compare_against_nothing_sensible(repo: Path) -> None:
     result = runner.invoke(app, ["plan", "jetstream2", "--compare", "no-such-ref", "-C", str(repo)])
     assert result.exit_code == 2
-    assert "neither a git revision nor a site file" in result.stderr
+    assert result.stderr.startswith("error: --compare no-such-ref: unknown base: not a revision of the git")
+    assert "invalid configuration" not in result.stderr
 
 
 def test_markdown_without_compare_is_a_usage_error(repo: Path, tmp_path: Path) -> None:

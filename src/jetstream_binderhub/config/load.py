@@ -26,7 +26,10 @@ def parse_cluster_stack(raw: Mapping[str, Any], source: str | None = None) -> Cl
         cfg = ClusterStackConfig.model_validate(known)
     except ValidationError as exc:
         raise ConfigError(problems + problems_from_validation_error(exc), source) from None
-    profile = load_profile(cfg.profile)
+    try:
+        profile = load_profile(cfg.profile)
+    except ConfigError as exc:
+        raise ConfigError(problems + exc.problems, source) from None
     problems += profile_problems(cfg, profile)
     if problems:
         raise ConfigError(problems, source)

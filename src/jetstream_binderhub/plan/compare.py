@@ -290,6 +290,18 @@ def plan_revision(site: str, project_dir: Path, ref: str) -> tuple[Plan | None, 
         return plan_site(site, root), notes
 
 
+def _unknown_base(project_dir: Path, base: str) -> str:
+    try:
+        in_git = _git(project_dir, "rev-parse", "--show-toplevel").returncode == 0
+    except OSError:
+        in_git = False
+    where = f"a revision of the git repository at {project_dir}" if in_git else "a git revision"
+    return (
+        f"--compare {base}: unknown base: not {where}, nor a site file or directory; give e.g. origin/main, "
+        "HEAD~1, or the path of a Pulumi.<site>.yaml"
+    )
+
+
 def plan_files(site: str, project_dir: Path, path: Path) -> tuple[Plan, list[str]]:
     """The plan with `path` standing in for one of the site's stack files (which one, its config
     namespace says), or a directory holding a project's stack files; the rest from `project_dir`."""
@@ -299,7 +311,7 @@ def plan_files(site: str, project_dir: Path, path: Path) -> tuple[Plan, list[str
     if path.is_dir():
         return plan_site(site, path), []
     if not path.is_file():
-        raise ConfigError([Problem(str(path), "is neither a git revision nor a site file or directory")])
+        raise CompareError(_unknown_base(project_dir, str(path)))
     stack_file = read_stack_file(path)
     namespaces = {key.split(":", 1)[0] for key in stack_file.values}
     with tempfile.TemporaryDirectory(prefix="jsbh-compare-") as tmp:
