@@ -23,7 +23,8 @@ def test_yaml_error_gives_the_parsers_reason_line_and_column(site_dir: Callable[
     root = site_dir(raw="config:\n  jetstream-binderhub:cluster: [unclosed\n")
     code, out = plan(root)
     assert code == 2
-    assert "not valid YAML at line 3, column 1: expected ',' or ']'" in out
+    assert "not valid YAML at line 3, column 1: " in out
+    assert "expected ',' or ']'" in out  # the parser's reason (libyaml says "did not find expected ...")
     assert "while parsing a flow sequence at line 2" in out
     assert "Pulumi.jetstream2.yaml" in out
     assert "tab" not in out
