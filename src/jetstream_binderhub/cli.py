@@ -561,7 +561,7 @@ def _site_url(site: str, project_dir: Path | None, backend: str | None) -> str:
     return url
 
 
-@app.command()
+@app.command(short_help="Smoke-test the live BinderHub: health, launch, ready.")
 def verify(
     site: SiteArg,
     url: Annotated[

@@ -79,7 +79,7 @@ def test_help_never_cuts_or_splits_a_word(columns: str) -> None:
     """`PULUMI_CONFIG_PASSPHRA…` or `jetstream-` / `binderhub-<site>.yaml` on two lines are unusable."""
     runner = CliRunner()
     shown: set[str] = set()
-    for command in COMMANDS:
+    for command in COMMANDS + OPS_COMMANDS:
         result = runner.invoke(app, [command, "--help"], env={"COLUMNS": columns})
         assert result.exit_code == 0, result.output
         assert "…" not in result.output and "..." not in result.output.replace("?...", ""), result.output
