@@ -619,6 +619,49 @@ def verify(
         fail([f"error: verify: {result.message}"], result.exit_code)
 
 
+@app.command()
+def cost(
+    site: SiteArg,
+    kubeconfig_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--kubeconfig",
+            help="Kubeconfig of the site's cluster (default: ~/.kube/jetstream-binderhub-<site>.yaml, as `kubeconfig` writes it).",
+            dir_okay=False,
+        ),
+    ] = None,
+    nodes_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--nodes",
+            metavar="FILE",
+            help="Read the nodes from FILE (`kubectl get nodes -o json`) instead of the live cluster.",
+            dir_okay=False,
+        ),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the burn as JSON.")] = False,
+    project_dir: ProjectDirOpt = None,
+) -> None:
+    """SU burn now: the nodes that exist priced by flavor, and whether the allocation lasts to its end date.
+
+    Reads the nodes from the live cluster, the flavor rates from the site's profile and the allocation's
+    remaining SUs and end date from `support.allocation` in binderhub/Pulumi.<site>.yaml.
+    """
+    from datetime import UTC, datetime
+
+    from jetstream_binderhub.burn import burn_report, render_burn
+
+    root = project_dir or find_project_dir()
+    path = kubeconfig_path or Path(f"~/.kube/jetstream-binderhub-{site}.yaml").expanduser()
+    report = run_or_exit(
+        lambda: burn_report(site, root, kubeconfig=path, nodes_file=nodes_file, now=datetime.now(UTC))
+    )
+    if json_output:
+        sys.stdout.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(render_burn(report))
+
+
 def main() -> None:
     app()
 

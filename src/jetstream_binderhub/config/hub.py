@@ -18,6 +18,7 @@ from pydantic import AfterValidator, EmailStr, Field, ValidationError, Validatio
 from jetstream_binderhub.config.base import Model
 from jetstream_binderhub.config.dask import DaskGatewayConfig, dask_placement_problems, worker_group
 from jetstream_binderhub.config.gpu import GpuConfig, gpu_placement_problems
+from jetstream_binderhub.config.support import SupportConfig
 from jetstream_binderhub.errors import ConfigError, Problem, described_pattern, problems_from_validation_error
 from jetstream_binderhub.naming import DEFAULT_WORKER, RFC1123_LABEL, node_group_label_value
 from jetstream_binderhub.profiles import Profile, load_profile
@@ -46,6 +47,7 @@ HUB_KEYS = (
     "binderhub",
     "dask_gateway",
     "gpu",
+    "support",
     *SECRET_KEYS,
 )
 
@@ -608,6 +610,10 @@ class HubStackConfig(Model):
     )
     gpu: GpuConfig | None = Field(
         default=None, description="GPU servers for the repositories that ask for them (docs/gpu.md)."
+    )
+    support: SupportConfig = Field(
+        default_factory=SupportConfig,
+        description="What keeps the site running for a year: the allocation's budget (see docs/operating.md).",
     )
 
     @field_validator("cluster_stack")

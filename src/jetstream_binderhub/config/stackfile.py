@@ -70,8 +70,10 @@ class StackFile:
         """The flat string map `pulumi.runtime.set_all_config` takes: objects as JSON, as the engine sends them."""
         import json
 
+        # default=str: YAML reads an unquoted 2027-06-30 as a date, which Pulumi passes on as its text.
         return {
-            key: value if isinstance(value, str) else json.dumps(value) for key, value in self.values.items()
+            key: value if isinstance(value, str) else json.dumps(value, default=str)
+            for key, value in self.values.items()
         }
 
 
