@@ -619,7 +619,7 @@ def verify(
         fail([f"error: verify: {result.message}"], result.exit_code)
 
 
-@app.command()
+@app.command(short_help="SU burn of the live nodes against the allocation.")
 def cost(
     site: SiteArg,
     kubeconfig_path: Annotated[
