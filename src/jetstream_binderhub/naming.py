@@ -30,6 +30,17 @@ HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 FLOATING_IP_TYPE = "openstack:networking/floatingIp:FloatingIp"
 DNS_RECORD_TYPE = "openstack:dns/recordSet:RecordSet"
 
+ALLOW_REPLACE_ENV = "JETSTREAM_BINDERHUB_ALLOW_REPLACE"
+"""Logical names the user passed with `up --allow-replace`, comma-separated, for the program: a protected
+resource named there loses `protect` for that one update so the engine lets the named replacement run."""
+
+
+def allowed_replacements(value: str | None) -> frozenset[str]:
+    """The names in ALLOW_REPLACE_ENV's value (URNs reduced to their logical name)."""
+    names = (part.strip() for part in (value or "").split(","))
+    return frozenset(name.rsplit("::", 1)[-1] for name in names if name)
+
+
 RFC1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 RFC1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 

@@ -12,8 +12,13 @@ Scripted directory:
   block-<op>             wait for SIGINT after the events (writes running-<op> first)
   calls.jsonl            written: one {"argv", "cwd", "backend", "env"} per call, argv and environment
                          exactly as received, so tests can look for a secret that leaked into either
+                         (plus "plan_dir_mode", the octal mode of the directory of a --save-plan/--plan file)
   config.json            written by `config set`: {"<project>/<stack>": {"<key>": {"value", "secret"}}}, the
                          value from the command line or, when it is omitted, from standard input
+
+Update plans as the engine enforces them: `preview --save-plan F` writes each resource's previewed steps
+to F; `up --plan F` refuses a step the plan does not hold with the engine's own diagnostic
+(pulumi/pulumi pkg/resource/deploy/step_generator.go: "<op> is not allowed by the plan: ...").
 """
 
 from __future__ import annotations
@@ -31,12 +36,15 @@ STACKS = DIR / "stacks.json"
 
 
 def log(argv: list[str]) -> None:
-    entry = {
+    entry: dict[str, Any] = {
         "argv": argv,
         "cwd": str(Path.cwd()),
         "backend": os.environ.get("PULUMI_BACKEND_URL"),
         "env": dict(os.environ),
     }
+    plan = option(argv, "--save-plan") or option(argv, "--plan")
+    if plan and Path(plan).parent.is_dir():
+        entry["plan_dir_mode"] = oct(Path(plan).parent.stat().st_mode & 0o777)
     with (DIR / "calls.jsonl").open("a") as handle:
         handle.write(json.dumps(entry) + "\n")
 
@@ -91,8 +99,48 @@ def engine(op: str, argv: list[str]) -> None:
         fail("error: update canceled")
 
     signal.signal(signal.SIGINT, cancelled)
+    steps = [_step(line) for line in lines]
+    save_plan, use_plan = option(argv, "--save-plan"), option(argv, "--plan")
+    if save_plan:
+        planned: dict[str, list[str]] = {}
+        for urn, op in filter(None, steps):
+            planned.setdefault(urn, []).append(op)
+        Path(save_plan).write_text(json.dumps({"resourcePlans": planned}))
+    planned_steps: dict[str, list[str]] | None = None
+    if use_plan:
+        if not Path(use_plan).is_file():
+            fail(f"error: open {use_plan}: no such file or directory")
+        planned_steps = json.loads(Path(use_plan).read_text())["resourcePlans"]
     with path.open("a") as handle:
-        for line in lines:
+        for line, found in zip(lines, steps, strict=True):
+            if planned_steps is not None and found is not None:
+                urn, op = found
+                allowed = planned_steps.get(urn, [])
+                if op not in allowed:
+                    why = (
+                        f"this resource is constrained to {allowed[0]}"
+                        if allowed
+                        else "no steps were expected for this resource"
+                    )
+                    message = f"{op} is not allowed by the plan: {why}"
+                    handle.write(
+                        json.dumps(
+                            {
+                                "sequence": 999,
+                                "timestamp": int(time.time()),
+                                "diagnosticEvent": {
+                                    "urn": urn,
+                                    "message": message + "\n",
+                                    "color": "never",
+                                    "severity": "error",
+                                },
+                            }
+                        )
+                        + "\n"
+                    )
+                    handle.close()
+                    write({"cancelEvent": {}})
+                    fail(f"error: {message}")
             handle.write(line + "\n")
     if not any('"summaryEvent"' in line for line in lines):
         write(
@@ -141,6 +189,15 @@ def config_set(argv: list[str]) -> None:
     config = json.loads(path.read_text()) if path.is_file() else {}
     config.setdefault(key(argv), {})[positional[0]] = {"value": value, "secret": "--secret" in argv}
     path.write_text(json.dumps(config))
+
+
+def _step(line: str) -> tuple[str, str] | None:
+    """(urn, op) of a resourcePreEvent that changes something; None for every other line."""
+    event = json.loads(line)
+    meta = (event.get("resourcePreEvent") or {}).get("metadata")
+    if not meta or meta["op"] in ("same", "read", "refresh"):
+        return None
+    return meta["urn"], meta["op"]
 
 
 def main(argv: list[str]) -> None:

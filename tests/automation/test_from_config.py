@@ -3,6 +3,7 @@ provider's salt, the same program functions run inline, secrets stored only thro
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,14 @@ def test_builds_a_working_stack_pair_from_config_objects(
     result = site.preview()
 
     cluster_spec = site.spec(Layer.CLUSTER)
-    assert cluster_spec.program is cluster_program, "the same program function, run inline"
+    program = cluster_spec.program
+    assert isinstance(program, functools.partial) and program.func is cluster_program, (
+        "the same program function, run inline"
+    )
+    assert program.keywords == {"allow_replace": frozenset()}, "no protect lifted without --allow-replace"
+    allowing = site.spec(Layer.CLUSTER, allow_replace={"workshop-nodegroup-gpu"}).program
+    assert isinstance(allowing, functools.partial)
+    assert allowing.keywords == {"allow_replace": frozenset({"workshop-nodegroup-gpu"})}
     assert site.spec(Layer.BINDERHUB).program is hub_program
     assert cluster_spec.work_dir == (tmp_path / "workshop" / "cluster").resolve()
     assert cluster_spec.project == "jetstream-binderhub" and cluster_spec.stack == "workshop"

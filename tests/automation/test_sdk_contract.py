@@ -13,6 +13,7 @@ import _thread
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -20,7 +21,14 @@ from typing import Any
 
 import pytest
 
-from jetstream_binderhub.automation import Interrupted, Layer, Secret, Site, StackLocked
+from jetstream_binderhub.automation import (
+    Interrupted,
+    Layer,
+    PlanViolated,
+    Secret,
+    Site,
+    StackLocked,
+)
 from jetstream_binderhub.automation import testing as t
 from jetstream_binderhub.engine.guard import GuardRefused
 
@@ -97,15 +105,50 @@ def test_up_refused_by_the_guard_never_runs_pulumi_up(
     assert "up" not in commands(fake_cli)
 
 
-def test_up_applies_with_the_sdks_flags(fake_cli: Path, project: Path, ready_env: dict[str, str]) -> None:
+def test_up_applies_exactly_the_plan_its_checked_preview_saved(
+    fake_cli: Path, project: Path, ready_env: dict[str, str]
+) -> None:
     existing(fake_cli, "jetstream-binderhub")
     script_events(fake_cli, "preview", t.nodegroup_resize())
     script_events(fake_cli, "up", t.nodegroup_resize())
     result = Site.from_files("jetstream2", project, env=ready_env).up("cluster")
 
     assert result.counts["cluster"]["update"] == 1
+    preview = next(c for c in calls(fake_cli) if c["argv"][0] == "preview")
     up = next(c for c in calls(fake_cli) if c["argv"][0] == "up")
     assert {"--yes", "--skip-preview", "--suppress-outputs"} <= set(up["argv"])
+    saved = preview["argv"][preview["argv"].index("--save-plan") + 1]
+    applied = up["argv"][up["argv"].index("--plan") + 1]
+    assert saved == applied, "up applies the plan of the preview the guard checked"
+    assert preview["plan_dir_mode"] == up["plan_dir_mode"] == "0o700", "plans hold state: private"
+    assert not Path(saved).exists() and not Path(saved).parent.exists(), "the plan is deleted after"
+
+
+def test_an_apply_that_differs_from_the_checked_preview_is_stopped_by_the_engine(
+    fake_cli: Path, project: Path, ready_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    # Between the checked preview and the update something changed: the update would now replace the
+    # cluster. Without the plan that replacement ran unchecked and the command exited 0.
+    existing(fake_cli, "jetstream-binderhub")
+    script_events(fake_cli, "preview", t.nodegroup_resize())
+    script_events(fake_cli, "up", t.cluster_replace())
+
+    with pytest.raises(PlanViolated) as stopped:
+        Site.from_files("jetstream2", project, env=ready_env).up("cluster")
+
+    message = str(stopped.value)
+    assert "\n" not in message
+    assert "no longer matches the preview the guard checked" in message
+    assert (
+        "pythia-binder-cluster: create-replacement is not allowed by the plan: "
+        "no steps were expected for this resource" in message
+    )
+    assert "jetstream-binderhub up jetstream2` again" in message
+    assert stopped.value.exit_code == 1
+    assert list(private_tmp.iterdir()) == [], "the plan is removed after a failure too"
 
 
 def test_outputs_are_wrapped_from_the_sdks_masked_and_plain_reads(

@@ -459,3 +459,65 @@ def test_a_restricted_application_credential_is_named_with_the_fix(
     assert "application credential you deploy with is restricted" in message
     assert "Unrestricted" in message and "load-balancer" in message
     assert "HTTP 403" not in message
+
+
+def test_up_hands_allow_replace_to_the_program_for_preview_and_apply_alike(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    from jetstream_binderhub.naming import ALLOW_REPLACE_ENV
+
+    group = "pythia-binder-nodegroup-user-m3.large"
+    stacks = t.FakeStacks(events={(Layer.CLUSTER, "preview"): t.nodegroup_resize()})
+    site = make_site(project, ready_env, stacks)
+
+    site.up("cluster", allow_replace={group})
+    site.up("cluster")
+
+    specs = [spec for spec, _ in stacks.opened]
+    assert specs[0].env[ALLOW_REPLACE_ENV] == group, "the program lifts protect on that one group"
+    assert ALLOW_REPLACE_ENV not in specs[1].env, "and on nothing without --allow-replace"
+    # One stack for both steps, so the preview the guard checks and the apply run the same program.
+    assert stacks.calls == [("cluster", "preview"), ("cluster", "up")] * 2
+    assert len(stacks.opened) == 2
+
+
+def test_up_saves_the_checked_preview_as_a_plan_applies_that_plan_and_deletes_it(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    stacks = t.FakeStacks(
+        events={
+            (Layer.CLUSTER, "preview"): t.nodegroup_resize(),
+            (Layer.BINDERHUB, "preview"): t.hub_update(),
+        }
+    )
+    make_site(project, ready_env, stacks).up()
+
+    assert [(layer, op) for layer, op, _ in stacks.plans] == [
+        ("cluster", "preview"),
+        ("cluster", "up"),
+        ("binderhub", "preview"),
+        ("binderhub", "up"),
+    ]
+    cluster_plans = {path for layer, _, path in stacks.plans if layer == "cluster"}
+    assert len(cluster_plans) == 1, "up applies the very plan its preview saved"
+    assert all(not path.parent.exists() for _, _, path in stacks.plans)
+
+
+def test_a_plain_preview_saves_no_plan(project: Path, ready_env: dict[str, str]) -> None:
+    stacks = t.FakeStacks(events={(Layer.CLUSTER, "preview"): t.nodegroup_resize()})
+    make_site(project, ready_env, stacks).preview("cluster")
+    assert stacks.plans == []
+
+
+def test_destroy_refuses_protected_node_groups_naming_cluster_protect(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    group = t.StateResource(
+        urn=t.urn(t.NODE_GROUP_TYPE, "pythia-binder-nodegroup-user-m3.large"),
+        type=t.NODE_GROUP_TYPE,
+        protect=True,
+    )
+    stacks = t.FakeStacks(resources={Layer.CLUSTER: [*t.cluster_resources(protect=False), group]})
+    (project / "binderhub" / "Pulumi.jetstream2.yaml").unlink()
+    with pytest.raises(DestroyRefused, match=r"nodegroup-user-m3.large is protected.*cluster.protect: false"):
+        make_site(project, ready_env, stacks).destroy("cluster")

@@ -91,7 +91,37 @@ def test_cluster_inputs_and_options(plan_cluster: PlanCluster, cluster_config: d
 
 def test_protect_can_be_turned_off(plan_cluster: PlanCluster, cluster_config: dict[str, Any]) -> None:
     cluster_config["cluster"]["protect"] = False
-    assert "protect" not in plan_cluster(cluster_config).resource(CLUSTER).options
+    layer = plan_cluster(cluster_config)
+    assert "protect" not in layer.resource(CLUSTER).options
+    assert "protect" not in layer.resource(NODE_GROUP).options
+
+
+def test_node_groups_are_protected_and_allow_replace_lifts_only_the_named_one(
+    plan_cluster: PlanCluster, cluster_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jetstream_binderhub.naming import ALLOW_REPLACE_ENV
+
+    with_groups(
+        cluster_config,
+        {"name": "user-m3.large", "flavor": "m3.large", "min_count": 1, "max_count": 2},
+        {"name": "gpu", "flavor": "g3.large", "min_count": 1, "max_count": 1},
+    )
+    groups = {r.name: r for r in plan_cluster(cluster_config).resources if r.type == NODE_GROUP}
+    assert {name: r.options.get("protect") for name, r in groups.items()} == {
+        "pythia-binder-nodegroup-user-m3.large": True,
+        "pythia-binder-nodegroup-gpu": True,
+    }
+
+    # What `up --allow-replace` hands a local program (a URN counts by its logical name).
+    monkeypatch.setenv(
+        ALLOW_REPLACE_ENV,
+        f"urn:pulumi:jetstream2::jetstream-binderhub::{NODE_GROUP}::pythia-binder-nodegroup-gpu",
+    )
+    layer = plan_cluster(cluster_config)
+    groups = {r.name: r for r in layer.resources if r.type == NODE_GROUP}
+    assert "protect" not in groups["pythia-binder-nodegroup-gpu"].options
+    assert groups["pythia-binder-nodegroup-user-m3.large"].options["protect"] is True
+    assert layer.resource(CLUSTER).options["protect"] is True
 
 
 def test_autoscaled_default_worker_is_left_to_the_autoscaler(

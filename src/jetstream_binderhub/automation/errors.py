@@ -2,7 +2,8 @@
 
 Exit codes (documented in docs/cli.md, stable for scripts and CI):
 
-- 1: an update failed in the cloud (summarised from the engine's diagnostics);
+- 1: an update failed in the cloud (summarised from the engine's diagnostics), or the engine stopped a
+  step outside the checked preview's update plan (:class:`PlanViolated`);
 - 2: bad input (config, arguments) — see :mod:`jetstream_binderhub.errors`;
 - 3: a safety guard refused (replacement — :class:`jetstream_binderhub.engine.guard.GuardRefused` —,
   destroy while the hub runs, protected cluster, no confirmation); nothing changed;
@@ -85,6 +86,11 @@ class UpdateFailed(JetstreamBinderHubError):
         super().__init__(message)
         self.layer = layer
         self.details = list(details or [])
+
+
+class PlanViolated(UpdateFailed):
+    """The engine stopped a step that the checked preview's update plan did not hold: something changed
+    between the preview the guard checked and the update. Steps inside the plan may have been applied."""
 
 
 class Interrupted(JetstreamBinderHubError):

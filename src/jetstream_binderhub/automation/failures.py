@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from jetstream_binderhub.automation.errors import (
     PassphraseMissing,
     PassphraseWrong,
+    PlanViolated,
     PulumiCliMissing,
     PulumiCliTooOld,
     StackLocked,
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
     from jetstream_binderhub.engine.changes import LayerChanges
 
 MAX_LINE = 300
+
+_PLAN_VIOLATION = re.compile(r"violates plan|is not allowed by the plan|no plan for resource")
+"""The engine's words when an update leaves its update plan (pulumi/pulumi
+pkg/resource/deploy/step_generator.go, step_executor.go and plan.go)."""
 
 
 def _stderr(text: str) -> str:
@@ -88,6 +93,21 @@ def _protected(changes: LayerChanges | None) -> JetstreamBinderHubError | None:
     return None
 
 
+def _plan_violation(text: str, changes: LayerChanges | None) -> str | None:
+    """The engine's refusal of a step outside the update plan, with the resource's name, or None."""
+    from jetstream_binderhub.engine.changes import name_from_urn
+
+    for diagnostic in changes.errors if changes is not None else []:
+        if _PLAN_VIOLATION.search(diagnostic.message):
+            headline = diagnostic.headline
+            name = name_from_urn(diagnostic.urn) if diagnostic.urn else ""
+            return _short(f"{name}: {headline}" if name and name not in headline else headline)
+    for line in _error_lines(_stderr(text)) or _error_lines(text):
+        if _PLAN_VIOLATION.search(line):
+            return _short(re.sub(r"urn:pulumi:\S*::([^\s:]+)", r"\1", line.removeprefix("error: ")))
+    return None
+
+
 def translate(
     exc: BaseException,
     spec: LayerSpec,
@@ -134,6 +154,16 @@ def translate(
             )
         if (refused := _protected(changes)) is not None:
             return refused
+        violation = _plan_violation(text, changes)
+        if violation is not None:
+            return PlanViolated(
+                f"{operation} stopped by the engine: {spec.layer.value} layer ({where}) no longer matches the "
+                f"preview the guard checked ({violation}); the cloud, the configuration or another update "
+                "changed in between, and nothing outside the checked plan was applied. Run `jetstream-binderhub "
+                f"up {spec.stack}` again to preview and check what it would do now",
+                layer=spec.layer.value,
+                details=[violation],
+            )
         line = changes.failure_line() if changes is not None else None
         details = [d.headline for d in changes.errors] if changes is not None else []
         messages = [d.message.lower() for d in changes.errors] if changes is not None else []

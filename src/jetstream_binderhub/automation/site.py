@@ -16,9 +16,12 @@ need an existing stack and say so.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import shutil
+import tempfile
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,7 +60,13 @@ from jetstream_binderhub.config.stackfile import (
     read_stack_file,
 )
 from jetstream_binderhub.errors import ConfigError, JetstreamBinderHubError, Problem, SiteNotFound
-from jetstream_binderhub.naming import CLUSTER_TYPE, FLOATING_IP_TYPE
+from jetstream_binderhub.naming import (
+    ALLOW_REPLACE_ENV,
+    CLUSTER_TYPE,
+    FLOATING_IP_TYPE,
+    NODE_GROUP_TYPE,
+    allowed_replacements,
+)
 from jetstream_binderhub.yamlio import safe_load
 
 if TYPE_CHECKING:
@@ -71,6 +80,7 @@ PROJECTS = {Layer.CLUSTER: CLUSTER_PROJECT, Layer.BINDERHUB: HUB_PROJECT}
 
 PROTECT_KEYS = {
     CLUSTER_TYPE: "cluster.protect",
+    NODE_GROUP_TYPE: "cluster.protect",
     FLOATING_IP_TYPE: "ingress.protect_floating_ip",
 }
 """Resource type -> the config key that puts `protect` on it, for the message that says how to lift it."""
@@ -87,12 +97,12 @@ OPENSTACK_AUTH_KEYS = ("openstack:cloud", "openstack:authUrl")
 """Provider settings in a stack file that make OS_* variables unnecessary."""
 
 
-def _program(layer: Layer) -> Callable[[], None]:
+def _program(layer: Layer, allow_replace: frozenset[str] = frozenset()) -> Callable[[], None]:
     # Imported only when a layer runs inline: both import Pulumi and the providers.
     if layer is Layer.CLUSTER:
         from jetstream_binderhub.infra.program import cluster_program
 
-        return cluster_program
+        return functools.partial(cluster_program, allow_replace=allow_replace)
     from jetstream_binderhub.hub.program import hub_program
 
     return hub_program
@@ -264,14 +274,20 @@ class Site:
         path = self.layout.stack_file(layer, self.name)
         return read_stack_file(path) if path.is_file() else None
 
-    def spec(self, layer: Layer) -> LayerSpec:
+    def spec(self, layer: Layer, *, allow_replace: Collection[str] = ()) -> LayerSpec:
+        """How to open `layer`'s stack. `allow_replace` reaches the program (as an argument inline, as
+        ALLOW_REPLACE_ENV for a local program), which lifts `protect` on exactly those resources."""
+        allowed = allowed_replacements(",".join(allow_replace))
+        env = {**self._forward_env, "PULUMI_BACKEND_URL": self.backend.url}
+        if allowed:
+            env[ALLOW_REPLACE_ENV] = ",".join(sorted(allowed))
         return LayerSpec(
             layer=layer,
             project=PROJECTS[layer],
             stack=self.name,
             work_dir=self.layout.work_dir(layer),
-            program=_program(layer) if self.layout.inline else None,
-            env={**self._forward_env, "PULUMI_BACKEND_URL": self.backend.url},
+            program=_program(layer, allowed) if self.layout.inline else None,
+            env=env,
             secrets_provider=self.secrets_provider,
         )
 
@@ -330,7 +346,11 @@ class Site:
         """Preview each layer, refuse dangerous replacements and deletions (see
         :func:`jetstream_binderhub.engine.guard.find_dangerous`) unless `allow_replace` names them, and a
         Kubernetes upgrade of the running cluster (it rolls every node group) unless `allow_upgrade`, then
-        apply it. Cluster first, so the BinderHub preview sees the cluster's new outputs."""
+        apply it. Cluster first, so the BinderHub preview sees the cluster's new outputs.
+
+        The checked preview is saved as a Pulumi update plan and the update applies exactly that plan:
+        anything that changed in between (the cloud, the config, another update) makes the engine refuse
+        the step the guard did not see (:class:`PlanViolated`) instead of applying it unchecked."""
         from jetstream_binderhub.engine.guard import GuardRefused, find_dangerous
 
         layers, notes = self._layers(layer)
@@ -338,13 +358,16 @@ class Site:
         allow = frozenset(allow_replace)
         results: list[LayerResult] = []
         for current in layers:
-            preview = self._run(current, "preview")
-            assert preview.changes is not None
-            dangers = find_dangerous([preview.changes], allow, allow_upgrade=allow_upgrade)
-            if dangers:
-                raise GuardRefused(dangers)
-            expected = sum(1 for c in preview.changes.changes if c.op != "same")
-            results.append(self._run(current, "up", expected=expected))
+            stack = self._open(current, create=True, allow_replace=allow)
+            with _plan_dir() as plans:
+                plan = plans / f"{current.value}.plan.json"
+                preview = self._run(current, "preview", stack=stack, plan=plan)
+                assert preview.changes is not None
+                dangers = find_dangerous([preview.changes], allow, allow_upgrade=allow_upgrade)
+                if dangers:
+                    raise GuardRefused(dangers)
+                expected = sum(1 for c in preview.changes.changes if c.op != "same")
+                results.append(self._run(current, "up", expected=expected, stack=stack, plan=plan))
         return SiteResult(self.name, "up", tuple(results), tuple(notes))
 
     def refresh(self, layer: Layer | LayerChoice = "all") -> SiteResult:
@@ -474,8 +497,8 @@ class Site:
 
     # --- running one layer --------------------------------------------------------------------
 
-    def _open(self, layer: Layer, *, create: bool) -> LayerStack:
-        spec = self.spec(layer)
+    def _open(self, layer: Layer, *, create: bool, allow_replace: Collection[str] = ()) -> LayerStack:
+        spec = self.spec(layer, allow_replace=allow_replace)
         self.backend.prepare()
         stack = self._call(layer, "select", lambda: self._stacks(spec, create=create))
         pending = self._pending_secrets.pop(layer, {})
@@ -501,6 +524,7 @@ class Site:
         *,
         expected: int | None = None,
         stack: LayerStack | None = None,
+        plan: Path | None = None,
     ) -> LayerResult:
         from jetstream_binderhub.engine.changes import ChangeCollector
 
@@ -518,9 +542,11 @@ class Site:
         progress.layer_started(layer, operation, spec.description, expected)
         start = time.monotonic()
         command = getattr(stack, operation)
+        # Only preview (saves it) and up (applies it) take an update plan.
+        run = (lambda: command(on_event, plan=plan)) if plan is not None else (lambda: command(on_event))
         try:
             run_interruptibly(
-                lambda: command(on_event),
+                run,
                 what=f"{operation} of the {layer.value} layer ({spec.description})",
                 on_stopping=progress.note,
             )
@@ -558,6 +584,18 @@ class Site:
         )
         progress.layer_finished(result)
         return result
+
+
+@contextlib.contextmanager
+def _plan_dir() -> Iterator[Path]:
+    """A directory only the user can read, removed afterwards: an update plan holds the stack's
+    resource inputs (secrets stay encrypted in it, the rest does not)."""
+    path = Path(tempfile.mkdtemp(prefix="jetstream-binderhub-plan-"))
+    try:
+        path.chmod(0o700)  # mkdtemp's mode already; stated because the promise depends on it
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _creates_cluster(result: LayerResult) -> bool:

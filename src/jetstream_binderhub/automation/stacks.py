@@ -74,9 +74,13 @@ class LayerStack(Protocol):
 
     spec: LayerSpec
 
-    def preview(self, on_event: OnEvent) -> None: ...
+    def preview(self, on_event: OnEvent, *, plan: Path | None = None) -> None:
+        """`plan`: save the previewed operations there as a Pulumi update plan (`--save-plan`)."""
+        ...
 
-    def up(self, on_event: OnEvent) -> None: ...
+    def up(self, on_event: OnEvent, *, plan: Path | None = None) -> None:
+        """`plan`: apply only what that update plan allows (`--plan`); the engine refuses anything else."""
+        ...
 
     def refresh(self, on_event: OnEvent) -> None: ...
 
@@ -157,11 +161,19 @@ class _AutomationStack:
 
     # color="never": diagnostics reach the summary without escape codes; secrets are never shown
     # (show_secrets only concerns the config echoed in the update summary, which we do not print).
-    def preview(self, on_event: OnEvent) -> None:
-        self._stack.preview(on_event=on_event, color="never", diff=False)
+    def preview(self, on_event: OnEvent, *, plan: Path | None = None) -> None:
+        self._stack.preview(
+            on_event=on_event, color="never", diff=False, plan=str(plan) if plan is not None else None
+        )
 
-    def up(self, on_event: OnEvent) -> None:
-        self._stack.up(on_event=on_event, color="never", show_secrets=False, suppress_outputs=True)
+    def up(self, on_event: OnEvent, *, plan: Path | None = None) -> None:
+        self._stack.up(
+            on_event=on_event,
+            color="never",
+            show_secrets=False,
+            suppress_outputs=True,
+            plan=str(plan) if plan is not None else None,
+        )
 
     def refresh(self, on_event: OnEvent) -> None:
         self._stack.refresh(on_event=on_event, color="never", show_secrets=False, suppress_outputs=True)

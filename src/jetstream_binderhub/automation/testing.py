@@ -19,9 +19,16 @@ import itertools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from pulumi.automation import CommandResult, ConcurrentUpdateError, EngineEvent, StackNotFoundError
+from pulumi.automation import (
+    CommandError,
+    CommandResult,
+    ConcurrentUpdateError,
+    EngineEvent,
+    StackNotFoundError,
+)
 
 from jetstream_binderhub.automation.results import Layer
 from jetstream_binderhub.automation.stacks import LayerSpec, StateResource
@@ -288,6 +295,8 @@ class FakeStacks:
     opened: list[tuple[LayerSpec, bool]] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict)
     during: dict[tuple[Layer, str], Callable[[], None]] = field(default_factory=dict)
+    plans: list[tuple[str, str, Path]] = field(default_factory=list)
+    """(layer, op, path) of every update plan a preview saved or an up applied."""
 
     def check(self) -> None:
         if self.check_error is not None:
@@ -309,9 +318,15 @@ class FakeStack:
         self.spec = spec
         self._script = script
 
-    def _run(self, op: str, on_event: Callable[[EngineEvent], None]) -> None:
+    def _run(self, op: str, on_event: Callable[[EngineEvent], None], plan: Path | None = None) -> None:
         layer = self.spec.layer
         self._script.calls.append((layer.value, op))
+        if plan is not None:
+            self._script.plans.append((layer.value, op, plan))
+            if op == "preview":
+                plan.write_text(json.dumps({"resourcePlans": {}}))  # what `--save-plan` leaves behind
+            elif not plan.is_file():
+                raise CommandError(command_result(f"error: open {plan}: no such file or directory"))
         for event in self._script.events.get((layer, op), []):
             # Dicts are parsed as the Automation API parses the engine's JSON; anything else is handed
             # over as it is (to test what happens with an event nobody can read).
@@ -323,11 +338,11 @@ class FakeStack:
         if op == "destroy":
             self._script.resources[layer] = []
 
-    def preview(self, on_event: Callable[[EngineEvent], None]) -> None:
-        self._run("preview", on_event)
+    def preview(self, on_event: Callable[[EngineEvent], None], *, plan: Path | None = None) -> None:
+        self._run("preview", on_event, plan)
 
-    def up(self, on_event: Callable[[EngineEvent], None]) -> None:
-        self._run("up", on_event)
+    def up(self, on_event: Callable[[EngineEvent], None], *, plan: Path | None = None) -> None:
+        self._run("up", on_event, plan)
 
     def refresh(self, on_event: Callable[[EngineEvent], None]) -> None:
         self._run("refresh", on_event)

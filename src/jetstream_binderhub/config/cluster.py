@@ -276,7 +276,11 @@ class ClusterConfig(Model):
         description="How long Magnum and Pulumi wait for the cluster (a Jetstream2 cluster takes 10+ minutes).",
     )
     protect: bool = Field(
-        default=True, description="Pulumi `protect` on the cluster: losing it loses every user's hub."
+        default=True,
+        description=(
+            "Pulumi `protect` on the cluster and its node groups: losing the cluster loses every user's hub, "
+            "losing a group kills every pod on it. `up --allow-replace NAME` lifts it for that one resource."
+        ),
     )
     extra_labels: Labels = Field(
         default_factory=dict,

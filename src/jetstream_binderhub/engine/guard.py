@@ -277,14 +277,16 @@ def protected_danger(change: ResourceChange) -> Danger:
     if change.type == CLUSTER_TYPE:
         base = _cluster_message(change) if change.op in (ChangeOp.REPLACE, ChangeOp.DELETE) else ""
         way_out = (
-            "Pulumi stopped the preview because the cluster is protected: if losing it is intended, set "
-            f"cluster.protect: false in the site's stack file and run up with {_allow(change)}."
+            "Pulumi stopped the preview because the cluster is protected: if losing it is intended, run up "
+            f"with {_allow(change)}, which lifts protect on that one resource for that update (or set "
+            "cluster.protect: false in the site's stack file)."
         )
     else:
         base = _message(change) or ""
         way_out = (
-            f"Pulumi stopped the preview because {change.name} is protected: if that is intended, turn its "
-            f"protection off in the site's configuration and run up with {_allow(change)}."
+            f"Pulumi stopped the preview because {change.name} is protected: if that is intended, run up with "
+            f"{_allow(change)}, which lifts protect on the cluster, a node group or the floating IP for that "
+            "update; anything else: turn its protection off in the site's configuration first."
         )
     if not base:
         base = f"{change.layer}: {change.name} would be replaced or deleted."

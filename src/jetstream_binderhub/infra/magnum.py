@@ -18,6 +18,8 @@ class MagnumClusterArgs:
     """Inputs of :class:`MagnumCluster`: a validated cluster config with the profile's defaults filled in."""
 
     config: ClusterConfig
+    allow_replace: frozenset[str] = frozenset()
+    """Logical names `up --allow-replace` named: their `protect` is lifted for this update only."""
 
 
 def template_labels(cfg: ClusterConfig) -> dict[str, str]:
@@ -88,6 +90,12 @@ class MagnumCluster(pulumi.ComponentResource):
         super().__init__(COMPONENT_TYPE, name, None, opts)
         cfg = args.config
 
+        def protect(resource_name: str) -> bool:
+            # Replacing a protected resource fails in the engine; the guard already asked the user, and
+            # Pulumi allows lifting protect and replacing in one update (pulumi/pulumi
+            # pkg/resource/deploy/step_generator.go: only old.Protect && new.Protect refuses).
+            return cfg.protect and resource_name not in args.allow_replace
+
         if cfg.existing_template_id is None:
             spec = template_spec(cfg)
             self.template = containerinfra.ClusterTemplate(
@@ -115,8 +123,9 @@ class MagnumCluster(pulumi.ComponentResource):
         # Flavors, master count, networks and keypair are set from plain config values, never from the
         # template's outputs: those are unknown while a template is being replaced, and an unknown
         # ForceNew input makes the provider plan to REPLACE the cluster.
+        cluster_name = f"{name}-cluster"
         self.cluster = containerinfra.Cluster(
-            f"{name}-cluster",
+            cluster_name,
             name=cfg.name,
             cluster_template_id=template_id,
             master_count=cfg.control_plane.count,
@@ -132,7 +141,7 @@ class MagnumCluster(pulumi.ComponentResource):
             create_timeout=cfg.create_timeout_minutes,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                protect=cfg.protect,
+                protect=protect(cluster_name),
                 custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout, delete="30m"),
                 # The autoscaler owns the default-worker size; fighting it would shrink a busy hub.
                 ignore_changes=["node_count"] if dw.autoscaled else None,
@@ -145,8 +154,9 @@ class MagnumCluster(pulumi.ComponentResource):
             ignore = ["image_id"]
             if group.autoscaled:
                 ignore.append("node_count")
+            node_group_name = f"{name}-nodegroup-{group.name}"
             node_group = containerinfra.NodeGroup(
-                f"{name}-nodegroup-{group.name}",
+                node_group_name,
                 cluster_id=self.cluster.id,
                 name=group.name,
                 flavor_id=group.flavor,
@@ -158,6 +168,9 @@ class MagnumCluster(pulumi.ComponentResource):
                 docker_volume_size=group.docker_volume_size_gb,
                 opts=pulumi.ResourceOptions(
                     parent=self,
+                    # As the cluster: replacing a group kills every pod on it at once, so the engine
+                    # refuses it too unless `up --allow-replace` names this group.
+                    protect=protect(node_group_name),
                     # The driver races when groups are created concurrently (launchpad magnum #2097946):
                     # each group waits for the one before it, nothing else is serialised.
                     depends_on=[previous],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Collection
 from typing import Any
 
 import pulumi
@@ -16,6 +18,7 @@ from jetstream_binderhub.config.stackfile import (
 )
 from jetstream_binderhub.errors import ConfigError
 from jetstream_binderhub.infra.magnum import MagnumCluster, MagnumClusterArgs
+from jetstream_binderhub.naming import ALLOW_REPLACE_ENV, allowed_replacements
 
 
 def read_cluster_config() -> ClusterStackConfig:
@@ -43,9 +46,16 @@ def read_cluster_config() -> ClusterStackConfig:
         raise pulumi.RunError(str(exc)) from None
 
 
-def cluster_program() -> None:
+def cluster_program(allow_replace: Collection[str] | None = None) -> None:
+    """The cluster layer. `allow_replace`: names whose `protect` is lifted for this update (an inline
+    program gets them as an argument; a local one from ALLOW_REPLACE_ENV, set by `up --allow-replace`)."""
     site = read_cluster_config()
-    cluster = MagnumCluster(site.cluster.name, MagnumClusterArgs(config=site.cluster))
+    allowed = (
+        frozenset(allow_replace)
+        if allow_replace is not None
+        else allowed_replacements(os.environ.get(ALLOW_REPLACE_ENV))
+    )
+    cluster = MagnumCluster(site.cluster.name, MagnumClusterArgs(config=site.cluster, allow_replace=allowed))
     pulumi.export("profile", site.profile)
     pulumi.export("cluster_name", cluster.cluster.name)
     pulumi.export("cluster_id", cluster.cluster.id)
