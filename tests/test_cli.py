@@ -22,7 +22,7 @@ def test_plan_text_shows_tree_options_outputs_and_cost(repo_root: Path) -> None:
     out = result.output
     assert "openstack:containerinfra/cluster:Cluster  pythia-binder-cluster  [protect;" in out
     assert "openstack:containerinfra/nodeGroup:NodeGroup  pythia-binder-nodegroup-user-m3.large" in out
-    assert "ignore_changes=[image_id, node_count]; depends_on=[pythia-binder-cluster]" in out
+    assert "ignore_changes=[docker_volume_size, node_count]; depends_on=[pythia-binder-cluster]" in out
     assert "labels.capi_helm_chart_version = 0.16.0" in out
     assert "kubeconfig = [secret]" in out
     assert "user-m3.large" in out and "user-m3-large" in out

@@ -74,6 +74,10 @@ def _format_loc(prefix: str, loc: Iterable[int | str]) -> str:
     return key or "(root)"
 
 
+REMOVED_KEY = "removed_key"
+"""Error type of a config key the project no longer takes (its ctx names the key)."""
+
+
 def problems_from_validation_error(exc: ValidationError, prefix: str = "") -> list[Problem]:
     """Turn pydantic's errors into one line per problem naming the key path and the bad value.
 
@@ -88,6 +92,9 @@ def problems_from_validation_error(exc: ValidationError, prefix: str = "") -> li
         ]
         msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         value = err.get("input")
+        if err["type"] == REMOVED_KEY:
+            # Raised by the model that held the key: point at the key itself.
+            loc.append(str((err.get("ctx") or {}).get("key", "")))
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check its spelling against docs/configuration.md)"
         elif err["type"] == "missing":

@@ -521,3 +521,34 @@ def test_destroy_refuses_protected_node_groups_naming_cluster_protect(
     (project / "binderhub" / "Pulumi.jetstream2.yaml").unlink()
     with pytest.raises(DestroyRefused, match=r"nodegroup-user-m3.large is protected.*cluster.protect: false"):
         make_site(project, ready_env, stacks).destroy("cluster")
+
+
+def test_magnums_load_balancer_check_on_three_control_plane_servers_is_explained(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    provider = (
+        "1 error occurred:\n\t* Error creating openstack_containerinfra_cluster_v1: Bad request with: [POST "
+        'https://js2.jetstream-cloud.org:9511/v1/clusters], error message: {"errors": [{"request_id": '
+        '"", "code": "client", "status": 400, "title": "master_count must be 1 when '
+        'master_lb_enabled is False", "detail": "master_count must be 1 when master_lb_enabled is '
+        'False.", "links": []}]}\n\n'
+    )
+    stacks = t.FakeStacks(
+        events={
+            (Layer.CLUSTER, "preview"): t.fresh_cluster(),
+            (Layer.CLUSTER, "up"): [
+                t.step("create", t.CLUSTER_TYPE, "pythia-binder-cluster", planning=False),
+                t.diagnostic(provider, resource="pythia-binder-cluster"),
+                t.failed(t.CLUSTER_TYPE, "pythia-binder-cluster", op="create"),
+                t.diagnostic("update failed"),
+            ],
+        },
+        errors={(Layer.CLUSTER, "up"): CommandError(t.command_result("error: update failed"))},
+    )
+
+    with pytest.raises(UpdateFailed) as failed:
+        make_site(project, ready_env, stacks).up("cluster")
+
+    message = str(failed.value)
+    assert "template's master_lb_enabled is false" in message
+    assert "cluster.control_plane.count" in message

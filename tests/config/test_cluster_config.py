@@ -191,8 +191,40 @@ def test_chart_version_mismatch_allowed_without_autoscaling() -> None:
 
 
 def test_existing_template_excludes_template_settings() -> None:
-    lines = problems({"cluster": {"name": "x", "existing_template_id": "abc", "kube_tag": "v1.33.2"}})
-    assert lines == ["cluster.kube_tag: cannot be set with existing_template_id: the template decides it"]
+    lines = problems(
+        {"cluster": {"name": "x", "existing_template_id": "abc", "image": "ubuntu-kube-v1.33.2"}}
+    )
+    assert lines == ["cluster.image: cannot be set with existing_template_id: the template decides it"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "why"),
+    [
+        ({"kube_tag": "v1.33.2"}, "cluster.kube_tag", "the Kubernetes version comes from cluster.image"),
+        ({"api_load_balancer": True}, "cluster.api_load_balancer", "always puts the Kubernetes API behind"),
+        ({"floating_ips": True}, "cluster.floating_ips", "ignores floating_ip_enabled"),
+        ({"docker_volume_size_gb": 50}, "cluster.docker_volume_size_gb", "never reads docker_volume_size"),
+        (
+            {"node_groups": [group(docker_volume_size_gb=50)]},
+            "cluster.node_groups[0].docker_volume_size_gb",
+            "never reads a node group's docker_volume_size",
+        ),
+    ],
+)
+def test_settings_the_driver_ignores_are_refused_with_the_reason(
+    raw: dict[str, Any], key: str, why: str
+) -> None:
+    (line,) = problems({"cluster": {"name": "x", **raw}})
+    assert line.startswith(f"{key}: is no longer a setting: ")
+    assert why in line and line.endswith("; delete it")
+
+
+def test_the_kubernetes_version_is_read_from_the_image() -> None:
+    from jetstream_binderhub.config.cluster import kube_version_of
+
+    assert kube_version_of("ubuntu-jammy-kube-v1.33.2-250626-0848") == "v1.33.2"
+    assert kube_version_of("ubuntu-noble-kube-v1.34.1-260301-1200") == "v1.34.1"
+    assert kube_version_of("my-own-image") is None
 
 
 def test_unknown_profile_is_named() -> None:

@@ -94,7 +94,7 @@ def test_the_walk_finds_the_known_patterns() -> None:
     keys = {(layer, _key(path)) for layer, path, _ in CASES}
     assert {
         ("hub", "dns.allocation"),
-        ("cluster", "cluster.kube_tag"),
+        ("cluster", "cluster.capi_helm_chart_version"),
         ("cluster", "cluster.node_groups[0].role"),
     } <= keys
 

@@ -302,3 +302,13 @@ def test_check_raises_guard_refused_with_exit_code_3_carrying_the_dangers() -> N
     check(
         [layer("template_create_first.jsonl")], set(), allow_upgrade=True
     )  # nothing dangerous: returns quietly
+
+
+def test_a_new_network_driver_reaches_the_running_cluster_and_is_refused_like_an_upgrade() -> None:
+    # The driver reads the CNI from the current template (driver.py _get_network_driver).
+    cni = LayerChanges(
+        layer="cluster", changes=[_template_change("network_driver", "name"), _cluster_moves()]
+    )
+
+    (danger,) = find_dangerous([cni])
+    assert "network_driver" in danger.message

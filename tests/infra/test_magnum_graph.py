@@ -57,7 +57,9 @@ def test_template_inputs(plan_cluster: PlanCluster, cluster_config: dict[str, An
     inputs = template.inputs
     assert inputs["coe"] == "kubernetes"
     assert inputs["network_driver"] == "calico"
-    assert inputs["floating_ip_enabled"] is False
+    # The driver builds an API load balancer anyway; Magnum needs the flag for 3 control-plane servers.
+    assert inputs["master_lb_enabled"] is True
+    assert not {"floating_ip_enabled", "docker_volume_size"} & set(inputs), "the driver ignores them"
     assert inputs["external_network_id"] == "public"
     assert inputs["fixed_network"] == "auto_allocated_network"
     assert inputs["image"] == "ubuntu-jammy-kube-v1.33.2-250626-0848"
@@ -68,7 +70,9 @@ def test_template_inputs(plan_cluster: PlanCluster, cluster_config: dict[str, An
     assert labels["capi_helm_chart_version"] == "0.16.0"
     assert labels["kube_dashboard_enabled"] == "false"
     assert labels["monitoring_enabled"] == "false"
-    assert (labels["min_node_count"], labels["max_node_count"]) == ("1", "1")
+    # Frozen into the cluster at creation, these would override default-worker's own range for good.
+    assert not {"min_node_count", "max_node_count"} & set(labels)
+    assert "kube_tag" not in labels, "the driver reads the image's kube_version; the name carries it"
     assert inputs["name"].startswith("pythia-binder-v1.33.2-capi-0.16.0-")
     # Magnum refuses edits to a template in use: every change must be a create-before-delete replacement.
     assert template.options["replace_on_changes"] == ["*"]
@@ -82,11 +86,13 @@ def test_cluster_inputs_and_options(plan_cluster: PlanCluster, cluster_config: d
     assert cluster.inputs["cluster_template_id"] == f"<pythia-binder-template.id of {template_name}>"
     assert cluster.inputs["master_count"] == 1
     assert cluster.inputs["node_count"] == 1
-    assert cluster.inputs["create_timeout"] == 60
     assert "labels" not in cluster.inputs, "cluster labels are ForceNew; they must come from the template"
+    # Ignored by the driver, ForceNew in the provider: not sent, and never diffed away from old state.
+    ignored = ["create_timeout", "floating_ip_enabled", "master_lb_enabled", "docker_volume_size"]
+    assert not set(ignored) & set(cluster.inputs)
     assert cluster.options["protect"] is True
-    assert cluster.options["custom_timeouts"]["create"] == "60m"
-    assert "ignore_changes" not in cluster.options, "a fixed-size default-worker is Pulumi's to size"
+    assert cluster.options["custom_timeouts"]["create"] == "60m", "the wait is Pulumi's alone"
+    assert cluster.options["ignore_changes"] == ignored, "a fixed-size default-worker is Pulumi's to size"
 
 
 def test_protect_can_be_turned_off(plan_cluster: PlanCluster, cluster_config: dict[str, Any]) -> None:
@@ -129,8 +135,8 @@ def test_autoscaled_default_worker_is_left_to_the_autoscaler(
 ) -> None:
     cluster_config["cluster"]["default_worker"] = {"flavor": "m3.quad", "min_count": 1, "max_count": 3}
     layer = plan_cluster(cluster_config)
-    assert layer.resource(CLUSTER).options["ignore_changes"] == ["node_count"]
-    assert layer.resource(TEMPLATE).inputs["labels"]["max_node_count"] == "3"
+    assert layer.resource(CLUSTER).options["ignore_changes"][-1] == "node_count"
+    assert "max_node_count" not in layer.resource(TEMPLATE).inputs["labels"]
 
 
 def test_node_groups_are_created_one_after_another(
@@ -180,10 +186,11 @@ def test_node_group_inputs_and_drift(plan_cluster: PlanCluster, cluster_config: 
     assert auto.inputs["labels"] == {"x": "y"}
     assert auto.inputs["cluster_id"] == "<pythia-binder-cluster.id>"
     assert "image_id" not in auto.inputs, (
-        "the image follows the template; pinning it replaces groups on upgrade"
+        "the driver renders the template's image for every group; pinning it replaces groups on upgrade"
     )
-    assert auto.options["ignore_changes"] == ["image_id", "node_count"]
-    assert fixed.options["ignore_changes"] == ["image_id"]
+    # image_id is never set, so ignoring it would guard nothing; docker_volume_size left the program.
+    assert auto.options["ignore_changes"] == ["docker_volume_size", "node_count"]
+    assert fixed.options["ignore_changes"] == ["docker_volume_size"]
     assert (fixed.inputs["min_node_count"], fixed.inputs["node_count"], fixed.inputs["max_node_count"]) == (
         2,
         2,
@@ -213,9 +220,9 @@ def test_two_plans_are_identical(plan_cluster: PlanCluster, cluster_config: dict
 @pytest.mark.parametrize(
     "change",
     [
-        {"kube_tag": "v1.34.1", "image": "ubuntu-noble-kube-v1.34.1-260301-1200"},
+        {"image": "ubuntu-noble-kube-v1.34.1-260301-1200"},
         {"extra_labels": {"boot_volume_type": "ceph"}},
-        {"default_worker": {"flavor": "m3.quad", "min_count": 1, "max_count": 2}},
+        {"boot_volume_size_gb": 40},
     ],
 )
 def test_template_change_is_an_in_place_cluster_upgrade(
@@ -241,12 +248,58 @@ def test_template_change_is_an_in_place_cluster_upgrade(
 def test_kube_upgrade_changes_template_name(
     plan_cluster: PlanCluster, cluster_config: dict[str, Any]
 ) -> None:
-    cluster_config["cluster"].update(
-        {"kube_tag": "v1.34.1", "image": "ubuntu-noble-kube-v1.34.1-260301-1200"}
-    )
+    cluster_config["cluster"]["image"] = "ubuntu-noble-kube-v1.34.1-260301-1200"
     template = plan_cluster(cluster_config).resource(TEMPLATE)
+    # One setting: the version in the name is the image's, so the two cannot disagree.
     assert template.inputs["name"].startswith("pythia-binder-v1.34.1-capi-0.16.0-")
-    assert template.inputs["labels"]["kube_tag"] == "v1.34.1"
+    assert template.inputs["image"] == "ubuntu-noble-kube-v1.34.1-260301-1200"
+
+
+def test_an_image_without_a_version_in_its_name_still_plans(
+    plan_cluster: PlanCluster, cluster_config: dict[str, Any]
+) -> None:
+    cluster_config["cluster"]["image"] = "site-built-k8s-image"
+    template = plan_cluster(cluster_config).resource(TEMPLATE)
+    assert template.inputs["name"].startswith("pythia-binder-capi-0.16.0-")
+
+
+def test_three_control_plane_servers_pass_magnums_load_balancer_check(
+    plan_cluster: PlanCluster, cluster_config: dict[str, Any]
+) -> None:
+    """Magnum refuses master_count > 1 unless master_lb_enabled (attr_validator.validate_master_count),
+    taking the cluster's own value or else the template's: the cluster sends none, the template true."""
+    cluster_config["cluster"]["control_plane"]["count"] = 3
+    layer = plan_cluster(cluster_config)
+    cluster = layer.resource(CLUSTER)
+    assert cluster.inputs["master_count"] == 3
+    assert "master_lb_enabled" not in cluster.inputs
+    assert layer.resource(TEMPLATE).inputs["master_lb_enabled"] is True
+
+
+def test_a_cluster_made_by_the_earlier_program_is_not_replaced(
+    plan_cluster: PlanCluster, cluster_config: dict[str, Any]
+) -> None:
+    """The earlier program sent create_timeout, floating_ip_enabled, master_lb_enabled and
+    docker_volume_size (all ForceNew); dropping them must not plan a new cluster or node group."""
+    from jetstream_binderhub.plan.compare import diff_resource
+
+    layer = plan_cluster(cluster_config)
+    cluster = layer.resource(CLUSTER)
+    old = cluster.model_copy(
+        update={
+            "inputs": {
+                **cluster.inputs,
+                "create_timeout": 60,
+                "floating_ip_enabled": False,
+                "master_lb_enabled": False,
+                "docker_volume_size": 50,
+            }
+        }
+    )
+    assert diff_resource("jetstream2", "p", "cluster", old, cluster) is None
+    group = layer.resource(NODE_GROUP)
+    old_group = group.model_copy(update={"inputs": {**group.inputs, "docker_volume_size": 50}})
+    assert diff_resource("jetstream2", "p", "cluster", old_group, group) is None
 
 
 def test_existing_template_is_referenced_not_managed(
@@ -285,3 +338,23 @@ def test_program_refuses_plaintext_provider_credentials() -> None:
         secret_keys=["openstack:applicationCredentialSecret"],
     )
     assert layer.resource(CLUSTER).inputs["name"] == "x"
+
+
+def test_default_worker_range_lives_on_the_group_not_in_the_template(
+    plan_cluster: PlanCluster, cluster_config: dict[str, Any]
+) -> None:
+    """No template labels carry the range, so changing it touches no template (nothing to freeze); the
+    program cannot set the group's own range and says how, in the plan and as a preview warning."""
+    from jetstream_binderhub.config.cluster import cluster_notes
+    from jetstream_binderhub.config.load import parse_cluster_stack
+
+    before = plan_cluster(cluster_config)
+    cluster_config["cluster"]["default_worker"] = {"flavor": "m3.quad", "min_count": 1, "max_count": 3}
+    after = plan_cluster(cluster_config)
+
+    assert before.resource(TEMPLATE).inputs == after.resource(TEMPLATE).inputs
+    (note,) = cluster_notes(parse_cluster_stack(cluster_config).cluster)
+    assert (
+        "`openstack coe nodegroup update pythia-binder default-worker replace min_node_count=1 "
+        "max_node_count=3`" in note
+    )

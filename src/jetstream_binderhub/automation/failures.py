@@ -75,6 +75,17 @@ RESTRICTED_CREDENTIAL_HINT = (
 )
 
 
+_MASTER_LB = "master_count must be 1 when master_lb_enabled is false"
+"""Magnum's refusal (magnum `api/attr_validator.py` `validate_master_count`) when the cluster's template
+(here only an existing_template_id: the managed one sets master_lb_enabled) lacks the API load balancer."""
+
+MASTER_LB_HINT = (
+    "Magnum refuses cluster.control_plane.count above 1 because the template's master_lb_enabled is false: "
+    "use a template with master_lb_enabled true (the managed template, without existing_template_id, has "
+    "it; Magnum's Cluster API driver builds the API load balancer either way), or set the count to 1"
+)
+
+
 def _protected(changes: LayerChanges | None) -> JetstreamBinderHubError | None:
     from jetstream_binderhub.engine.changes import ChangeOp, ResourceChange
     from jetstream_binderhub.engine.guard import GuardRefused, protected_danger
@@ -169,6 +180,8 @@ def translate(
         messages = [d.message.lower() for d in changes.errors] if changes is not None else []
         if any(_RESTRICTED_CREDENTIAL in m for m in [low, *messages]):
             line = f"{spec.layer.value}: {RESTRICTED_CREDENTIAL_HINT}"
+        elif any(_MASTER_LB in m for m in [low, *messages]):
+            line = f"{spec.layer.value}: {MASTER_LB_HINT}"
         if line is None:
             summary = command_summary(text)
             line = (

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+import re
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from jetstream_binderhub.config.base import Model
-from jetstream_binderhub.errors import Problem, described_pattern
+from jetstream_binderhub.errors import REMOVED_KEY, Problem, described_pattern
 from jetstream_binderhub.naming import (
     DEFAULT_WORKER,
     RFC1123_LABEL,
@@ -43,6 +45,48 @@ def _at_least_one_node(value: int) -> int:
     return value
 
 
+_KUBE_VERSION = re.compile(r"kube-?(v\d+\.\d+\.\d+)")
+"""The Kubernetes version in a Magnum image's name (`ubuntu-jammy-kube-v1.33.2-250626-0848`)."""
+
+
+def kube_version_of(image: str | None) -> str | None:
+    """The Kubernetes version an image's name carries, or None. The driver itself reads the image's
+    `kube_version` property (magnum-capi-helm `driver.py` `_get_kube_version`) and ignores `kube_tag`,
+    so the version is derived from the image rather than set beside it, where it could go stale."""
+    match = _KUBE_VERSION.search(image or "")
+    return match.group(1) if match else None
+
+
+def _refuse_removed(data: Any, removed: dict[str, str]) -> Any:
+    """A key this project no longer takes: say why it went, rather than calling it unknown."""
+    if isinstance(data, dict):
+        for key, why in removed.items():
+            if key in data:
+                raise PydanticCustomError(
+                    REMOVED_KEY, "is no longer a setting: {why}; delete it", {"key": key, "why": why}
+                )
+    return data
+
+
+_REMOVED_CLUSTER_KEYS = {
+    "kube_tag": (
+        "the Kubernetes version comes from cluster.image (Magnum's Cluster API driver reads the image's "
+        "kube_version property and ignores the kube_tag label)"
+    ),
+    "api_load_balancer": (
+        "Magnum's Cluster API driver always puts the Kubernetes API behind a load balancer; the managed "
+        "template says so (master_lb_enabled), which Magnum requires for control_plane.count 3"
+    ),
+    "floating_ips": "Magnum's Cluster API driver ignores floating_ip_enabled: nodes never get floating IPs",
+    "docker_volume_size_gb": (
+        "Magnum's Cluster API driver never reads docker_volume_size (boot_volume_size_gb sizes the disks)"
+    ),
+}
+_REMOVED_GROUP_KEYS = {
+    "docker_volume_size_gb": "Magnum's Cluster API driver never reads a node group's docker_volume_size",
+}
+
+
 MinCount = Annotated[int, AfterValidator(_at_least_one_node)]
 ClusterName = Annotated[str, AfterValidator(_rfc1123_label)]
 GroupName = Annotated[str, AfterValidator(_rfc1123_subdomain)]
@@ -60,7 +104,11 @@ class ControlPlane(Model):
     count: int = Field(
         default=1,
         ge=1,
-        description="Control-plane servers. Changing it REPLACES the cluster. Use 1 or 3 (etcd needs a majority).",
+        description=(
+            "Control-plane servers. Changing it REPLACES the cluster. Use 1 or 3 (etcd needs a majority). "
+            "Magnum accepts more than 1 only with the template's master_lb_enabled, which the managed "
+            "template sets; an existing_template_id must have it too."
+        ),
     )
 
     @field_validator("count")
@@ -77,24 +125,39 @@ class ControlPlane(Model):
 class DefaultWorker(Model):
     """The `default-worker` node group Magnum always creates and never lets you delete.
 
-    It takes its flavor from the template and its size from the cluster, and cannot be removed:
-    size it as a real group (the shipped site runs the hub's core pods on it) rather than leave it idle.
+    It takes its flavor from the cluster (fixed at creation: a change REPLACES the cluster) and its size
+    from the cluster's node_count, and cannot be removed: size it as a real group (the shipped site runs
+    the hub's core pods on it) rather than leave it idle.
+
+    Its autoscaling range is the group's own min/max (magnum-capi-helm `driver.py` `_get_node_counts`),
+    which Magnum's cluster API cannot set at creation; the template's min/max_node_count labels could,
+    but Magnum copies labels into the cluster at creation and they then override the group forever. So
+    the program leaves those labels out, and an autoscaled range is set once after creation with
+    `openstack coe nodegroup update` (see :func:`cluster_notes`), where it stays changeable.
     """
 
     custom_flavor: bool = Field(
         default=False, description="Allow a flavor outside the site profile's catalog."
     )
-    flavor: str = Field(default="m3.quad", description="Flavor of the default-worker nodes.")
+    flavor: str = Field(
+        default="m3.quad",
+        description="Flavor of the default-worker nodes. Changing it REPLACES the cluster.",
+    )
     min_count: MinCount = Field(
         default=1, description="Fewest nodes (Magnum's Cluster API driver refuses empty node groups)."
     )
     max_count: int = Field(
-        default=1, ge=1, description="Most nodes the autoscaler may add (equal to min: fixed size)."
+        default=1,
+        ge=1,
+        description=(
+            "Most nodes the autoscaler may add (equal to min: fixed size). Above min_count, the range is set "
+            "once after creation with `openstack coe nodegroup update` (the plan prints the command)."
+        ),
     )
     count: int | None = Field(
         default=None,
         ge=1,
-        description="Initial node count; defaults to min_count. With autoscaling the driver starts at min_count.",
+        description="Node count (Magnum's node_count, changed in place); defaults to min_count.",
     )
 
     @model_validator(mode="after")
@@ -160,11 +223,11 @@ class NodeGroup(Model):
         default_factory=dict,
         description="Extra Magnum labels for the group. They do not reach the nodes; changing them REPLACES the group.",
     )
-    docker_volume_size_gb: int | None = Field(
-        default=None,
-        ge=1,
-        description="Volume for container images per node, in GB (default: the flavor's disk).",
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed(cls, data: Any) -> Any:
+        return _refuse_removed(data, _REMOVED_GROUP_KEYS)
 
     @model_validator(mode="after")
     def _bounds(self) -> Self:
@@ -211,29 +274,26 @@ class ClusterConfig(Model):
     image: str | None = Field(
         default=None,
         description=(
-            "Glance image with Kubernetes for the template (default: the profile's). A change makes a new "
-            "template and upgrades the cluster in place."
+            "Glance image with Kubernetes for the template (default: the profile's); the Kubernetes version "
+            "is the image's. A change upgrades the running cluster, rolling every node group: `up` needs "
+            "--allow-upgrade."
         ),
-    )
-    kube_tag: str | None = Field(
-        default=None,
-        pattern=described_pattern(
-            r"^v\d+\.\d+\.\d+$", "must be a Kubernetes version: 'v' and three numbers, e.g. v1.33.2"
-        ),
-        description="Kubernetes version the image carries, e.g. v1.33.2 (default: the profile's).",
     )
     capi_helm_chart_version: str | None = Field(
         default=None,
         pattern=described_pattern(
             r"^\d+\.\d+\.\d+$", "must be an exact version: three numbers without a 'v', e.g. 0.16.0"
         ),
-        description="Template label `capi_helm_chart_version` (default: the profile's; autoscaling needs a match).",
+        description=(
+            "Template label `capi_helm_chart_version` (default: the profile's; autoscaling needs a match). "
+            "A change upgrades the running cluster: `up` needs --allow-upgrade."
+        ),
     )
     existing_template_id: str | None = Field(
         default=None,
         description=(
-            "Use this existing Magnum template (name or UUID) instead of managing one; image, kube_tag, "
-            "capi_helm_chart_version, labels and the default-worker's flavor are then the template's."
+            "Use this existing Magnum template (name or UUID) instead of managing one; image, "
+            "capi_helm_chart_version and labels are then the template's."
         ),
     )
     control_plane: ControlPlane = Field(default_factory=ControlPlane, description="Control-plane servers.")
@@ -241,7 +301,11 @@ class ClusterConfig(Model):
         default_factory=DefaultWorker, description="Magnum's default-worker group."
     )
     autoscaling: bool = Field(
-        default=True, description="Run the cluster autoscaler (template label `auto_scaling_enabled`)."
+        default=True,
+        description=(
+            "Run the cluster autoscaler (template label `auto_scaling_enabled`). Fixed when the cluster is "
+            "created: a change has no effect on a running cluster."
+        ),
     )
     network_driver: Literal["calico", "flannel", "cilium"] = Field(
         default="calico", description="Pod network driver (calico supports Kubernetes network policies)."
@@ -256,24 +320,22 @@ class ClusterConfig(Model):
         default=None, description="Subnet of fixed_network (default: the profile's)."
     )
     keypair: str | None = Field(default=None, description="Nova keypair for SSH to nodes (none by default).")
-    api_load_balancer: bool = Field(
-        default=False,
-        description="Put the Kubernetes API behind an Octavia load balancer (`master_lb_enabled`).",
-    )
-    floating_ips: bool = Field(
-        default=False, description="Give every node a floating IP (off: nodes stay on the tenant network)."
-    )
     boot_volume_size_gb: int | None = Field(
-        default=None, ge=10, description="Boot from a volume of this size (label `boot_volume_size`)."
-    )
-    docker_volume_size_gb: int | None = Field(
-        default=None, ge=1, description="Separate volume for container images on every node, in GB."
+        default=None,
+        ge=10,
+        description=(
+            "Boot from a volume of this size (label `boot_volume_size`). Fixed when the cluster is created: "
+            "a change has no effect on a running cluster."
+        ),
     )
     create_timeout_minutes: int = Field(
         default=60,
         ge=10,
         le=600,
-        description="How long Magnum and Pulumi wait for the cluster (a Jetstream2 cluster takes 10+ minutes).",
+        description=(
+            "How long Pulumi waits for the cluster and each node group (a Jetstream2 cluster takes 10+ "
+            "minutes). Not sent to Magnum: its Cluster API driver ignores create_timeout."
+        ),
     )
     protect: bool = Field(
         default=True,
@@ -284,12 +346,20 @@ class ClusterConfig(Model):
     )
     extra_labels: Labels = Field(
         default_factory=dict,
-        description="More template labels (they reach the cluster through the template; e.g. `boot_volume_type`).",
+        description=(
+            "More template labels (e.g. `boot_volume_type`). Magnum copies them into the cluster when it is "
+            "created: a change has no effect on a running cluster."
+        ),
     )
     node_groups: tuple[NodeGroup, ...] = Field(
         default=(),
         description="Node groups besides default-worker, created one after another (the driver races otherwise).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed(cls, data: Any) -> Any:
+        return _refuse_removed(data, _REMOVED_CLUSTER_KEYS)
 
     @model_validator(mode="after")
     def _unique_groups(self) -> Self:
@@ -312,6 +382,11 @@ class ClusterConfig(Model):
                     "autoscaling on or make those sizes fixed"
                 )
         return self
+
+    @property
+    def kube_version(self) -> str | None:
+        """The Kubernetes version of the managed template's image (None: not in the image's name)."""
+        return kube_version_of(self.image)
 
     def label_values(self) -> dict[str, str]:
         """Every group's name -> the `capi.stackhpc.com/node-group` value its nodes carry."""
@@ -373,7 +448,7 @@ def profile_problems(cfg: ClusterStackConfig, profile: Profile) -> list[Problem]
             )
         )
     if cluster.existing_template_id is not None:
-        for key in ("image", "kube_tag", "capi_helm_chart_version"):
+        for key in ("image", "capi_helm_chart_version"):
             if getattr(cluster, key) is not None:
                 problems.append(
                     Problem(
@@ -389,7 +464,6 @@ def resolve_defaults(cfg: ClusterStackConfig, profile: Profile) -> ClusterStackC
     managed = cluster.existing_template_id is None
     update = {
         "image": cluster.image or (profile.default_image if managed else None),
-        "kube_tag": cluster.kube_tag or (profile.default_kube_tag if managed else None),
         "capi_helm_chart_version": cluster.capi_helm_chart_version
         or (profile.capi_helm_chart_version if managed else None),
         "external_network": cluster.external_network or profile.external_network,
@@ -397,3 +471,18 @@ def resolve_defaults(cfg: ClusterStackConfig, profile: Profile) -> ClusterStackC
         "fixed_subnet": cluster.fixed_subnet or profile.fixed_subnet,
     }
     return cfg.model_copy(update={"cluster": cluster.model_copy(update=update)})
+
+
+def cluster_notes(cluster: ClusterConfig) -> list[str]:
+    """What the program cannot do itself and the user must do by hand, one line each."""
+    notes: list[str] = []
+    dw = cluster.default_worker
+    if dw.autoscaled:
+        notes.append(
+            f"default-worker autoscales between {dw.min_count} and {dw.max_count} only once its range is set "
+            f"on the group, after the cluster exists: `openstack coe nodegroup update {cluster.name} "
+            f"{DEFAULT_WORKER} replace min_node_count={dw.min_count} max_node_count={dw.max_count}` "
+            "(Magnum cannot take it at creation; until then the group stays at "
+            f"{dw.initial_count} node(s)). Run it again after changing the range."
+        )
+    return notes

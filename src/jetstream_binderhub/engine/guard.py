@@ -41,10 +41,11 @@ ALLOW_UPGRADE_FLAG = "--allow-upgrade"
 UPGRADE_TOKEN = "upgrade"
 """Danger name suffix (`<layer>:upgrade`) of a Kubernetes upgrade of the running cluster."""
 
-_ROLLING_TEMPLATE_KEYS = ("image", "capi_helm_chart_version")
-"""Template settings that reach a running cluster (and roll its nodes): the driver reads the image and
-the chart version from the cluster's *current* template, every other label from the copy Magnum made at
-creation (magnum-capi-helm ``driver.py`` ``_get_image_details``, ``_get_chart_version``, ``_label``)."""
+_ROLLING_TEMPLATE_KEYS = ("image", "capi_helm_chart_version", "network_driver")
+"""Template settings that reach a running cluster: the driver reads the image, the chart version and the
+network driver (the CNI) from the cluster's *current* template, every other label from the copy Magnum
+made at creation (magnum-capi-helm ``driver.py`` ``_get_image_details``, ``_get_chart_version``,
+``_get_network_driver``, ``_label``)."""
 
 _CLUSTER_KEYS = {
     "master_flavor": "cluster.control_plane.flavor",
@@ -54,9 +55,6 @@ _CLUSTER_KEYS = {
     "keypair": "cluster.keypair",
     "fixed_network": "cluster.fixed_network",
     "fixed_subnet": "cluster.fixed_subnet",
-    "floating_ip_enabled": "cluster.floating_ips",
-    "master_lb_enabled": "cluster.api_load_balancer",
-    "docker_volume_size": "cluster.docker_volume_size_gb",
     "labels": "the cluster's labels (keep them on the template: cluster.extra_labels)",
 }
 """Provider property of a Magnum cluster -> the configuration key that sets it."""
@@ -66,7 +64,6 @@ _NODE_GROUP_KEYS = {
     "flavor_id": "flavor",
     "labels": "labels",
     "role": "role",
-    "docker_volume_size": "docker_volume_size_gb",
 }
 """Provider property of a node group -> the key of its entry under cluster.node_groups."""
 

@@ -12,6 +12,15 @@ from jetstream_binderhub.naming import DEFAULT_WORKER, content_digest, node_grou
 
 COMPONENT_TYPE = "jetstream-binderhub:infra:MagnumCluster"
 
+_IGNORED_CLUSTER_INPUTS = ("create_timeout", "floating_ip_enabled", "master_lb_enabled", "docker_volume_size")
+"""Cluster inputs earlier versions of this program sent and this one does not. Each is ForceNew in the
+provider (terraform-provider-openstack `resource_openstack_containerinfra_cluster_v1.go`): a cluster
+created with them must never be planned for replacement because they left the program. With
+ignore_changes the engine keeps the values in the state instead of diffing them away."""
+
+_IGNORED_GROUP_INPUTS = ("docker_volume_size",)
+"""The same for node groups (ForceNew there too; the driver never read it)."""
+
 
 @dataclass(frozen=True)
 class MagnumClusterArgs:
@@ -23,15 +32,17 @@ class MagnumClusterArgs:
 
 
 def template_labels(cfg: ClusterConfig) -> dict[str, str]:
-    """Labels of the managed template. Kept on the template, never on the cluster: cluster labels are
-    fixed at creation (Magnum answers HTTP 400 and the provider REPLACES the cluster), whereas a new
-    template reaches a running cluster as an in-place upgrade."""
-    dw = cfg.default_worker
+    """Labels of the managed template. Never set on the cluster (ForceNew there: the provider would
+    REPLACE it). Magnum copies the template's labels into the cluster when it creates it and an upgrade
+    never updates that copy (magnum `api/controllers/v1/cluster.py` `_post`), and the driver merges the
+    copy over the current template's labels (magnum-capi-helm `driver.py` `_label`): so a label change
+    only affects clusters created afterwards. The chart version is the exception: the driver reads it
+    from the current template (`_get_chart_version`), as it does the image and the network driver."""
     labels = {
         "auto_scaling_enabled": str(cfg.autoscaling).lower(),
-        # The default-worker group takes its autoscaling range from these, not from its own counts.
-        "min_node_count": str(dw.min_count),
-        "max_node_count": str(dw.max_count),
+        # No min_node_count/max_node_count: in the cluster's frozen copy they would override the
+        # default-worker group's own range for good (driver.py `_get_node_counts`), where the group's
+        # own min/max stay changeable through Magnum's node-group API (config.cluster.DefaultWorker).
         # The default dashboard leaves Jetstream2 clusters stuck in CREATE_IN_PROGRESS.
         "kube_dashboard_enabled": "false",
         "monitoring_enabled": "false",
@@ -40,8 +51,6 @@ def template_labels(cfg: ClusterConfig) -> dict[str, str]:
     }
     if cfg.capi_helm_chart_version:
         labels["capi_helm_chart_version"] = cfg.capi_helm_chart_version
-    if cfg.kube_tag:
-        labels["kube_tag"] = cfg.kube_tag
     if cfg.boot_volume_size_gb:
         labels["boot_volume_size"] = str(cfg.boot_volume_size_gb)
     labels.update(cfg.extra_labels)
@@ -59,9 +68,10 @@ def template_spec(cfg: ClusterConfig) -> dict[str, object]:
         "flavor": cfg.default_worker.flavor,
         "master_flavor": cfg.control_plane.flavor,
         "network_driver": cfg.network_driver,
-        "floating_ip_enabled": cfg.floating_ips,
-        "master_lb_enabled": cfg.api_load_balancer,
-        "docker_volume_size": cfg.docker_volume_size_gb,
+        # The driver always builds an API load balancer (driver.py: `enableLoadBalancer: True`) and
+        # ignores this flag, but Magnum's API refuses master_count > 1 without it (magnum
+        # `api/attr_validator.py` `validate_master_count`) and copies it into the cluster from here.
+        "master_lb_enabled": True,
         "keypair_id": cfg.keypair,
         "labels": template_labels(cfg),
     }
@@ -70,9 +80,8 @@ def template_spec(cfg: ClusterConfig) -> dict[str, object]:
 def template_name(cfg: ClusterConfig) -> str:
     """Deterministic and content-derived: any change to the template gives a new name, so Pulumi can
     create the new template before deleting the old one (Magnum refuses to edit a template in use)."""
-    return (
-        f"{cfg.name}-{cfg.kube_tag}-capi-{cfg.capi_helm_chart_version}-{content_digest(template_spec(cfg))}"
-    )
+    version = f"{cfg.kube_version}-" if cfg.kube_version else ""
+    return f"{cfg.name}-{version}capi-{cfg.capi_helm_chart_version}-{content_digest(template_spec(cfg))}"
 
 
 class MagnumCluster(pulumi.ComponentResource):
@@ -135,24 +144,23 @@ class MagnumCluster(pulumi.ComponentResource):
             keypair=cfg.keypair,
             fixed_network=cfg.fixed_network,
             fixed_subnet=cfg.fixed_subnet,
-            floating_ip_enabled=cfg.floating_ips,
-            master_lb_enabled=cfg.api_load_balancer,
-            docker_volume_size=cfg.docker_volume_size_gb,
-            create_timeout=cfg.create_timeout_minutes,
+            # Not sent: create_timeout (the driver ignores it; Pulumi's own timeouts below do the waiting),
+            # floating_ip_enabled, master_lb_enabled and docker_volume_size (the driver ignores them;
+            # Magnum takes master_lb_enabled from the template). `_IGNORED_CLUSTER_INPUTS` covers them.
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=protect(cluster_name),
                 custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout, delete="30m"),
-                # The autoscaler owns the default-worker size; fighting it would shrink a busy hub.
-                ignore_changes=["node_count"] if dw.autoscaled else None,
+                ignore_changes=[*_IGNORED_CLUSTER_INPUTS, *(["node_count"] if dw.autoscaled else [])],
             ),
         )
 
         self.node_groups = {}
         previous: pulumi.Resource = self.cluster
         for group in cfg.node_groups:
-            ignore = ["image_id"]
+            ignore = [*_IGNORED_GROUP_INPUTS]
             if group.autoscaled:
+                # The autoscaler owns the size; fighting it would shrink a busy group.
                 ignore.append("node_count")
             node_group_name = f"{name}-nodegroup-{group.name}"
             node_group = containerinfra.NodeGroup(
@@ -165,7 +173,9 @@ class MagnumCluster(pulumi.ComponentResource):
                 max_node_count=group.upper,
                 role=group.role,
                 labels=group.labels or None,
-                docker_volume_size=group.docker_volume_size_gb,
+                # No image_id: the driver renders the template's image for every group and ignores the
+                # group's own (driver.py `_update_helm_release`), and it is ForceNew in the provider. It
+                # is Optional+Computed, so leaving it unset never produces a diff: nothing to ignore.
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     # As the cluster: replacing a group kills every pod on it at once, so the engine
@@ -174,9 +184,6 @@ class MagnumCluster(pulumi.ComponentResource):
                     # The driver races when groups are created concurrently (launchpad magnum #2097946):
                     # each group waits for the one before it, nothing else is serialised.
                     depends_on=[previous],
-                    # image_id follows the template; left to Pulumi it would REPLACE every group (all user
-                    # pods at once) on each Kubernetes upgrade. Groups are upgraded with Magnum's rolling
-                    # `openstack coe cluster upgrade --nodegroup` instead (docs/operations.md).
                     ignore_changes=ignore,
                     custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout, delete="30m"),
                 ),

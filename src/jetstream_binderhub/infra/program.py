@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime.config import is_config_secret
 
-from jetstream_binderhub.config.cluster import ClusterStackConfig
+from jetstream_binderhub.config.cluster import ClusterStackConfig, cluster_notes
 from jetstream_binderhub.config.load import CLUSTER_KEYS, parse_cluster_stack
 from jetstream_binderhub.config.stackfile import (
     CLUSTER_PROJECT,
@@ -56,6 +56,9 @@ def cluster_program(allow_replace: Collection[str] | None = None) -> None:
         else allowed_replacements(os.environ.get(ALLOW_REPLACE_ENV))
     )
     cluster = MagnumCluster(site.cluster.name, MagnumClusterArgs(config=site.cluster, allow_replace=allowed))
+    # A warning reaches the preview's output and its pull-request comment, where the user acts on it.
+    for note in cluster_notes(site.cluster):
+        pulumi.log.warn(note)
     pulumi.export("profile", site.profile)
     pulumi.export("cluster_name", cluster.cluster.name)
     pulumi.export("cluster_id", cluster.cluster.id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jetstream_binderhub.config.cluster import ClusterStackConfig
+from jetstream_binderhub.config.cluster import ClusterStackConfig, cluster_notes
 from jetstream_binderhub.config.load import parse_cluster_stack
 from jetstream_binderhub.config.stackfile import CLUSTER_PROJECT, HUB_PROJECT_DIR, StackFile, read_stack_file
 from jetstream_binderhub.errors import SiteNotFound
@@ -56,7 +56,7 @@ def plan_site(site: str, project_dir: Path = Path()) -> Plan:
         secret_keys=sorted(cluster_file.secret_keys),
     )
     layers = [cluster_plan]
-    notes: list[str] = []
+    notes: list[str] = cluster_notes(cluster_cfg.cluster)
     if hub is not None:
         hub_plan, hub_notes = hub.run(cluster_outputs)
         layers.append(hub_plan)

@@ -49,8 +49,9 @@ class Profile(_Frozen):
     capi_helm_chart_version: str = Field(
         description="The `capi_helm_chart_version` label of the cloud's own templates; autoscaling needs a match."
     )
-    default_image: str = Field(description="Glance image with Kubernetes for new templates.")
-    default_kube_tag: str = Field(description="Kubernetes version inside `default_image`.")
+    default_image: str = Field(
+        description="Glance image with Kubernetes for new templates; its name carries the Kubernetes version."
+    )
     network_drivers: tuple[str, ...] = Field(description="Network drivers the cloud's Magnum supports.")
     dns_zone_pattern: str | None = Field(
         default=None,
