@@ -135,8 +135,8 @@ def test_pink_builder_validates(hub_config: dict[str, Any]) -> None:
 def test_extra_values_merge_last_and_are_still_validated(hub_config: dict[str, Any]) -> None:
     hub_config["binderhub"]["extra_values"] = {
         "replicas": 2,
-        "jupyterhub": {"cull": {"timeout": 3600}, "singleuser": {"defaultUrl": "/lab"}},
-        "config": {"BinderHub": {"image_prefix": "quay.io/projectpythia/other-"}},
+        "jupyterhub": {"cull": {"concurrency": 5}, "singleuser": {"defaultUrl": "/lab"}},
+        "config": {"BinderHub": {"template_path": "/etc/binderhub/templates"}},
     }
     values = binderhub_values(config(hub_config), LABELS, github_token=False)
     assert problems(values) == []
@@ -144,28 +144,29 @@ def test_extra_values_merge_last_and_are_still_validated(hub_config: dict[str, A
     assert values["jupyterhub"]["cull"] == {
         "enabled": True,
         "users": True,
-        "timeout": 3600,
+        "timeout": 1800,
         "every": 660,
         "maxAge": 28800,
+        "concurrency": 5,
     }
     assert values["jupyterhub"]["singleuser"]["defaultUrl"] == "/lab"
     assert values["jupyterhub"]["singleuser"]["nodeSelector"] == {
         "capi.stackhpc.com/node-group": "user-m3-large"
     }
-    assert values["config"]["BinderHub"]["image_prefix"] == "quay.io/projectpythia/other-"
+    assert values["config"]["BinderHub"]["template_path"] == "/etc/binderhub/templates"
+    assert values["config"]["BinderHub"]["image_prefix"] == "quay.io/projectpythia/binder-"
 
-    hub_config["binderhub"]["extra_values"] = {"jupyterhub": {"cull": {"timeout": "ten minutes"}}}
+    hub_config["binderhub"]["extra_values"] = {"jupyterhub": {"cull": {"concurrency": "five"}}}
     bad = binderhub_values(config(hub_config), LABELS, github_token=False)
-    assert problems(bad) == ["jupyterhub.cull.timeout: 'ten minutes' is not of type 'integer', 'null'"]
+    assert problems(bad) == ["jupyterhub.cull.concurrency: 'five' is not of type 'integer', 'null'"]
 
 
 def test_bad_extra_values_stop_the_plan_naming_the_key(plan_hub: PlanHub, hub_config: dict[str, Any]) -> None:
-    hub_config["binderhub"]["extra_values"] = {"imageBuilderType": "docker"}
+    hub_config["binderhub"]["extra_values"] = {"replicas": "two"}
     with pytest.raises(ConfigError) as err:
         plan_hub(hub_config)
     assert err.value.lines() == [
-        "binderhub.extra_values: the binderhub chart would refuse imageBuilderType: "
-        "'docker' is not one of ['host', 'dind', 'pink']"
+        "binderhub.extra_values: the binderhub chart would refuse replicas: 'two' is not of type 'integer'"
     ]
 
 

@@ -570,7 +570,9 @@ class BinderHubConfig(Model):
         default_factory=dict,
         description=(
             "Raw chart values deep-merged last over the generated ones (Helm rules: mappings merge, lists and "
-            "scalars replace, null removes); still validated against the chart's schema."
+            "scalars replace, null removes); still validated against the chart's schema. Only for chart settings "
+            "the config has no key for: a path the typed config sets is refused (the message names the key), "
+            "and so is anything that looks like a secret (values are shown in plans and stored in plain text)."
         ),
     )
 
@@ -790,6 +792,9 @@ def check_hub_stack(
         if cfg.dask_gateway.enabled:
             others["the Dask workers' group"] = worker_group(cfg.dask_gateway, cfg.placement.user_node_group)
         problems += gpu_placement_problems(cfg.gpu, others, node_groups)
+    from jetstream_binderhub.hub.extra_values import extra_values_problems
+
+    problems += extra_values_problems(cfg)
     return resolve_hub_defaults(cfg, profile), problems
 
 

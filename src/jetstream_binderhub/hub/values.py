@@ -67,6 +67,9 @@ def _jupyterhub_values(cfg: HubStackConfig, core: dict[str, str], user: dict[str
         "nodeSelector": user,
         "cpu": {"guarantee": res.cpu_guarantee, "limit": res.cpu_limit},
         "memory": {"guarantee": res.memory_guarantee, "limit": res.memory_limit},
+        # z2jh's default, written out so it is the typed config's promise (users never reach the cloud
+        # metadata service, which hands out instance credentials) and extra_values cannot turn it off.
+        "cloudMetadata": {"blockWithIptables": True},
         **policy,
     }
     if cfg.binderhub.registry.private:
