@@ -65,7 +65,7 @@ def test_cluster_stack_reference_can_be_renamed(plan_hub: PlanHub, hub_config: d
 def test_releases_are_pinned_named_and_namespaced(plan_hub: PlanHub, hub_config: dict[str, Any]) -> None:
     layer = plan_hub(hub_config).layer
     releases = {r.inputs["chart"]: r.inputs for r in layer.resources if r.type == RELEASE}
-    assert set(releases) == {"binderhub", "traefik", "cert-manager"}
+    assert set(releases) == {"binderhub", "traefik", "cert-manager", "dask-gateway"}
     expected = {
         "binderhub": (
             "binderhub",
@@ -75,6 +75,8 @@ def test_releases_are_pinned_named_and_namespaced(plan_hub: PlanHub, hub_config:
         ),
         "traefik": ("traefik", "traefik", "41.3.0", "https://traefik.github.io/charts"),
         "cert-manager": ("cert-manager", "cert-manager", "v1.21.1", "https://charts.jetstack.io"),
+        # Beside the hub: it mounts the api token from JupyterHub's Secret, which only works in its namespace.
+        "dask-gateway": ("dask-gateway", "binderhub", "2026.3.0", "https://helm.dask.org"),
     }
     for chart, (name, namespace, version, repo) in expected.items():
         inputs = releases[chart]
@@ -89,6 +91,7 @@ def test_releases_are_pinned_named_and_namespaced(plan_hub: PlanHub, hub_config:
         "binderhub": BINDERHUB_CHART_VERSION,
         "traefik": "41.3.0",
         "cert-manager": "v1.21.1",
+        "dask-gateway": "2026.3.0",
     }
 
 
@@ -362,7 +365,10 @@ def test_no_token_changes_between_runs(plan_hub: PlanHub, hub_config: dict[str, 
     first, second = plan_hub(hub_config).layer, plan_hub(hub_config).layer
     assert first.resources == second.resources
     jupyterhub = first.resource(RELEASE, "binderhub-release").inputs["values"]["jupyterhub"]
-    assert "cookieSecret" not in jupyterhub["hub"] and "services" not in jupyterhub["hub"]
+    assert "cookieSecret" not in jupyterhub["hub"]
+    # Services (Dask Gateway) are registered without a token: the chart generates and keeps theirs too.
+    services = jupyterhub["hub"].get("services", {})
+    assert all(not {"apiToken", "api_token"} & set(s) for s in services.values()), services
     assert "secretToken" not in jupyterhub["proxy"]
 
 

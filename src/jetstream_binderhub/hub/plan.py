@@ -20,6 +20,7 @@ from jetstream_binderhub.config.hub import (
 )
 from jetstream_binderhub.config.stackfile import CLUSTER_PROJECT, HUB_PROJECT, SECRET_PLACEHOLDER, StackFile
 from jetstream_binderhub.errors import ConfigError, Problem
+from jetstream_binderhub.hub.dask import dask_fit_problems, dask_schema_problems
 from jetstream_binderhub.naming import DEFAULT_WORKER
 from jetstream_binderhub.plan.model import LayerPlan
 from jetstream_binderhub.profiles import load_profile
@@ -114,8 +115,10 @@ class HubLayerPlanner:
         problems += [p for p in secret_problems(set(raw), secret, site) if p.key in raw]
         if cfg is not None:
             problems += cluster_fit_problems(cfg, cluster)
+            problems += dask_fit_problems(cfg, cluster)
             if not problems:
                 problems += _schema_problems(cfg, labels)
+                problems += dask_schema_problems(cfg, labels)
         if problems or cfg is None:
             raise ConfigError(problems, source)
 

@@ -89,7 +89,7 @@ def hub_program() -> None:
         DesignateDns("dns", DesignateDnsArgs(config=site, address=ingress.address))
 
     github_token = cfg.get_secret("github_token")
-    BinderHub(
+    binderhub = BinderHub(
         "binderhub",
         BinderHubArgs(
             config=site,
@@ -100,6 +100,20 @@ def hub_program() -> None:
             depends_on=[certs.issuer, ingress.release],
         ),
     )
+
+    if site.dask_gateway.enabled:
+        from jetstream_binderhub.hub.dask_component import DaskGateway, DaskGatewayArgs
+
+        DaskGateway(
+            "dask-gateway",
+            DaskGatewayArgs(
+                config=site,
+                node_group_labels=labels,
+                k8s_provider=provider,
+                namespace=binderhub.namespace.metadata.name,
+                depends_on=[binderhub.release, ingress.release],
+            ),
+        )
 
     records = ingress.address.apply(lambda address: v.dns_records(site, address))
     pulumi.export("binderhub_url", f"https://{site.binderhub.host}")

@@ -16,6 +16,8 @@ from typing import Any
 from jetstream_binderhub.config.hub import REPO_PROVIDERS, HubStackConfig
 from jetstream_binderhub.errors import ConfigError, Problem
 from jetstream_binderhub.helm_values import deep_merge
+from jetstream_binderhub.hub.dask import add_dask_gateway
+from jetstream_binderhub.hub.gpu import add_gpu_servers
 from jetstream_binderhub.naming import NODE_GROUP_LABEL
 
 PUSH_SECRET = "binderhub-registry-push"
@@ -179,7 +181,9 @@ def binderhub_values(cfg: HubStackConfig, labels: Mapping[str, str], *, github_t
         "extraVolumeMounts": [
             {"name": "registry-credentials", "mountPath": REGISTRY_CONFIG_DIR, "readOnly": True},
         ],
-        "jupyterhub": _jupyterhub_values(cfg, core, user),
+        "jupyterhub": add_gpu_servers(
+            add_dask_gateway(_jupyterhub_values(cfg, core, user), cfg, bh.namespace), cfg, labels
+        ),
     }
     if github_token:
         values["extraEnv"] = {
@@ -199,7 +203,13 @@ def traefik_values(cfg: HubStackConfig, labels: Mapping[str, str], load_balancer
         "deployment": {"replicas": ing.replicas},
         "nodeSelector": node_selector(cfg, labels, "core"),
         "ingressClass": {"enabled": True, "isDefaultClass": True, "name": ing.class_name},
-        "providers": {"kubernetesIngress": {"publishedService": {"enabled": True}}},
+        "providers": {
+            "kubernetesIngress": {"publishedService": {"enabled": True}},
+            # The CRD provider watches every namespace by default (chart 41.3.0 values.yaml), so it would
+            # also serve the IngressRoutes Dask Gateway makes for its own Traefik, publicly, on `web`.
+            # This controller only routes Ingress objects; its CRD objects live in its own namespace.
+            "kubernetesCRD": {"namespaces": [ing.namespace]},
+        },
         "service": {
             "annotations": {
                 # The cloud controller never deletes a floating IP it did not create, but say so anyway:
@@ -258,8 +268,11 @@ def dns_records(cfg: HubStackConfig, address: str) -> list[dict[str, Any]]:
 
 
 def chart_versions(cfg: HubStackConfig) -> dict[str, str]:
-    return {
+    versions = {
         "binderhub": cfg.binderhub.chart_version,
         cfg.ingress.controller: cfg.ingress.chart_version,
         "cert-manager": cfg.tls.cert_manager_version,
     }
+    if cfg.dask_gateway.enabled:
+        versions["dask-gateway"] = cfg.dask_gateway.chart_version
+    return versions

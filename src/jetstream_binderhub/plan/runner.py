@@ -205,7 +205,13 @@ def run_layer(
         # leaves failed tasks there, and the next plan in this process would trip over them.
         from pulumi.runtime.settings import SETTINGS
 
-        SETTINGS.outputs.clear()  # pyright: ignore[reportAttributeAccessIssue]  (a contextproperty)
+        pending = SETTINGS.outputs  # pyright: ignore[reportAttributeAccessIssue]  (a contextproperty)
+        for task in list(pending):
+            # Retrieved here, the failure already raised: unretrieved, asyncio would print each one's
+            # traceback when it is collected (one failed apply fails every resource that waits on it).
+            if isinstance(task, asyncio.Future) and task.done() and not task.cancelled():
+                task.exception()
+        pending.clear()
         raise
     finally:
         loop.run_until_complete(loop.shutdown_default_executor())
