@@ -21,7 +21,7 @@ from jetstream_binderhub.errors import ConfigError, JetstreamBinderHubError, Sit
 
 if TYPE_CHECKING:
     from jetstream_binderhub.automation.progress import Progress
-    from jetstream_binderhub.automation.results import Layer, SiteResult
+    from jetstream_binderhub.automation.results import Layer, LayerResult, SiteResult
     from jetstream_binderhub.automation.site import Site
 
 app = typer.Typer(
@@ -401,17 +401,34 @@ def up(
             ),
         ),
     ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Apply without asking (for scripts and CI); without a terminal it is required.",
+        ),
+    ] = False,
     backend: BackendOpt = None,
     secrets_provider: SecretsProviderOpt = None,
     quiet: QuietOpt = False,
     json_output: JsonOpt = False,
     project_dir: ProjectDirOpt = None,
 ) -> None:
-    """Create or update the site: preview each layer, refuse dangerous replacements, then apply (cluster first).
+    """Create or update the site: preview each layer, refuse dangerous replacements, ask, then apply (cluster first).
 
     A new Magnum cluster takes 10+ minutes; node groups about 5 minutes per node. Ctrl-C stops after the
     operations in flight.
     """
+    if not yes and not _stdin_is_terminal():
+        # Pulumi's own rule: no confirmation without a terminal to ask on (`pulumi up` needs --yes there).
+        fail(
+            [
+                "error: up shows what it will change and asks before applying, but there is no terminal to ask "
+                "on: pass --yes to apply without asking (in CI: `jetstream-binderhub up SITE --yes`)"
+            ],
+            2,
+        )
     result = _on_site(
         site,
         project_dir,
@@ -419,9 +436,43 @@ def up(
         secrets_provider,
         quiet,
         json_output,
-        lambda s: s.up(layer.value, allow_replace=allow_replace or (), allow_upgrade=allow_upgrade),
+        lambda s: s.up(
+            layer.value,
+            allow_replace=allow_replace or (),
+            allow_upgrade=allow_upgrade,
+            confirm=None if yes else _confirm_up(site, s.progress),
+        ),
     )
     _report(result, quiet=quiet, json_output=json_output)
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def _confirm_up(site: str, display: object) -> Callable[[LayerResult], bool]:
+    """Show a layer's checked preview and ask before applying it, as `pulumi up` does."""
+
+    def confirm(preview: LayerResult) -> bool:
+        from jetstream_binderhub.automation.results import SiteResult
+
+        pause = getattr(display, "pause", None)
+        if callable(pause):
+            pause()  # the live panel would redraw over the question
+        shown = SiteResult(site, "preview", (preview,))
+        for line in [*_change_lines(shown), *_summary_lines(shown)]:
+            typer.echo(line, err=True)
+        try:
+            answer = typer.confirm(
+                f"Apply these changes to the {preview.layer.value} layer of {site}?", default=False, err=True
+            )
+        except (typer.Abort, EOFError):
+            answer = False
+        if not sys.stdin.isatty():
+            typer.echo("", err=True)  # piped input is not echoed: end the prompt's line
+        return answer
+
+    return confirm
 
 
 def _confirm_destroy(site: str) -> Callable[[list[Layer]], bool]:

@@ -157,7 +157,7 @@ def test_pulumi_cli_too_old(project: Path, tmp_path: Path, monkeypatch: pytest.M
     fake.write_text("#!/bin/sh\necho v3.100.0\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    code, _, err = run("up", "jetstream2", "-C", str(project))
+    code, _, err = run("up", "--yes", "jetstream2", "-C", str(project))
     assert code == 5
     line = one_error_line(err)
     assert "is 3.100.0; this tool needs 3.181.0 or newer" in line
@@ -185,7 +185,7 @@ def test_half_an_openrc_names_what_is_missing_but_no_values(
     project: Path, stacks: t.FakeStacks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OS_APPLICATION_CREDENTIAL_ID")
-    code, _, err = run("up", "jetstream2", "-C", str(project))
+    code, _, err = run("up", "--yes", "jetstream2", "-C", str(project))
     assert code == 5
     line = one_error_line(err)
     assert "OS_APPLICATION_CREDENTIAL_ID" in line
@@ -274,7 +274,7 @@ def test_failed_update_is_one_line(project: Path, stacks: t.FakeStacks) -> None:
         t.diagnostic("update failed"),
     ]
     stacks.errors[(Layer.CLUSTER, "up")] = CommandError(t.command_result("error: update failed"))
-    code, _, err = run("up", "jetstream2", "--layer", "cluster", "-q", "-C", str(project))
+    code, _, err = run("up", "--yes", "jetstream2", "--layer", "cluster", "-q", "-C", str(project))
     assert code == 1
     line = one_error_line(err)
     assert (
@@ -290,7 +290,7 @@ def test_up_refuses_replacing_the_cluster_and_says_how_to_allow_it(
     project: Path, stacks: t.FakeStacks
 ) -> None:
     stacks.events[(Layer.CLUSTER, "preview")] = t.cluster_replace()
-    code, _, err = run("up", "jetstream2", "-C", str(project), "-q")
+    code, _, err = run("up", "--yes", "jetstream2", "-C", str(project), "-q")
     assert code == 3
     assert "would be REPLACED because masterFlavor" in err
     assert "--allow-replace pythia-binder-cluster" in err
@@ -302,6 +302,7 @@ def test_up_with_allow_replace_applies(project: Path, stacks: t.FakeStacks) -> N
     stacks.events[(Layer.CLUSTER, "up")] = t.cluster_replace()
     code, out, err = run(
         "up",
+        "--yes",
         "jetstream2",
         "--layer",
         "cluster",
@@ -318,12 +319,14 @@ def test_up_with_allow_replace_applies(project: Path, stacks: t.FakeStacks) -> N
 def test_up_refuses_an_upgrade_until_allow_upgrade(project: Path, stacks: t.FakeStacks) -> None:
     stacks.events[(Layer.CLUSTER, "preview")] = t.kube_upgrade()
     stacks.events[(Layer.CLUSTER, "up")] = t.kube_upgrade()
-    code, _, err = run("up", "jetstream2", "--layer", "cluster", "-q", "-C", str(project))
+    code, _, err = run("up", "--yes", "jetstream2", "--layer", "cluster", "-q", "-C", str(project))
     assert code == 3
     assert "upgrades the running cluster" in err and "--allow-upgrade" in err
     assert ("cluster", "up") not in stacks.calls
 
-    code, _, err = run("up", "jetstream2", "--layer", "cluster", "--allow-upgrade", "-q", "-C", str(project))
+    code, _, err = run(
+        "up", "--yes", "jetstream2", "--layer", "cluster", "--allow-upgrade", "-q", "-C", str(project)
+    )
     assert code == 0, err
     assert ("cluster", "up") in stacks.calls
 
@@ -334,7 +337,7 @@ def test_up_progress_goes_to_stderr_and_names_slow_magnum_steps(project: Path, s
         t.step("create", t.CLUSTER_TYPE, "pythia-binder-cluster", new={}, planning=False),
         t.done(t.CLUSTER_TYPE, "pythia-binder-cluster"),
     ]
-    code, out, err = run("up", "jetstream2", "--layer", "cluster", "-C", str(project))
+    code, out, err = run("up", "--yes", "jetstream2", "--layer", "cluster", "-C", str(project))
     assert code == 0, err
     assert (
         "creating pythia-binder-cluster (containerinfra/cluster:Cluster) — Magnum clusters take 10+ minutes"
@@ -352,11 +355,76 @@ def test_ctrl_c_stops_the_engine_cleanly_and_exits_130(project: Path, stacks: t.
     stacks.events[(Layer.CLUSTER, "preview")] = t.nodegroup_resize()
     stacks.during[(Layer.CLUSTER, "up")] = interrupt_then_cancel
     stacks.errors[(Layer.CLUSTER, "up")] = CommandError(t.command_result("error: update canceled"))
-    code, _, err = run("up", "jetstream2", "-C", str(project))
+    code, _, err = run("up", "--yes", "jetstream2", "-C", str(project))
     assert code == 130
     assert "asking Pulumi to stop after the operations in flight" in err
     assert "stopped cleanly after Ctrl-C" in one_error_line(err)
     assert ("binderhub", "preview") not in stacks.calls, "nothing further starts"
+
+
+def test_up_without_a_terminal_or_yes_refuses_before_anything_runs(
+    project: Path, stacks: t.FakeStacks
+) -> None:
+    stacks.events[(Layer.CLUSTER, "preview")] = t.nodegroup_resize()
+    code, out, err = run("up", "jetstream2", "-C", str(project))
+
+    assert code == 2
+    assert "pass --yes" in one_error_line(err)
+    assert stacks.opened == [] and stacks.calls == [], "nothing ran, not even a preview"
+    assert out == ""
+
+
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("jetstream_binderhub.cli._stdin_is_terminal", lambda: True)
+
+
+@pytest.mark.usefixtures("terminal")
+def test_up_on_a_terminal_shows_the_checked_preview_and_applies_on_yes(
+    project: Path, stacks: t.FakeStacks
+) -> None:
+    stacks.events[(Layer.CLUSTER, "preview")] = t.nodegroup_resize()
+    code, _, err = run("up", "jetstream2", "--layer", "cluster", "-q", "-C", str(project), input="y\n")
+
+    assert code == 0, err
+    assert "cluster: pythia-binder-nodegroup-user-m3.large" in err, "the changes are shown before asking"
+    assert "changes maxNodeCount" in err
+    assert "Apply these changes to the cluster layer of jetstream2?" in err
+    assert stacks.calls == [("cluster", "preview"), ("cluster", "up")]
+
+
+@pytest.mark.usefixtures("terminal")
+@pytest.mark.parametrize("answer", ["n\n", "\n", ""])
+def test_up_on_a_terminal_applies_nothing_unless_the_answer_is_yes(
+    project: Path, stacks: t.FakeStacks, answer: str
+) -> None:
+    stacks.events[(Layer.CLUSTER, "preview")] = t.nodegroup_resize()
+    code, _, err = run("up", "jetstream2", "--layer", "cluster", "-q", "-C", str(project), input=answer)
+
+    assert code == 3
+    assert "not confirmed: nothing of its cluster layer was applied" in one_error_line(err)
+    assert ("cluster", "up") not in stacks.calls
+
+
+@pytest.mark.usefixtures("terminal")
+def test_a_no_for_the_hub_says_the_cluster_layer_was_applied(project: Path, stacks: t.FakeStacks) -> None:
+    stacks.events[(Layer.CLUSTER, "preview")] = t.nodegroup_resize()
+    stacks.events[(Layer.BINDERHUB, "preview")] = t.hub_update()
+    code, _, err = run("up", "jetstream2", "-q", "-C", str(project), input="y\nn\n")
+
+    assert code == 3
+    assert "nothing of its binderhub layer was applied (the cluster layer was)" in one_error_line(err)
+    assert stacks.calls == [("cluster", "preview"), ("cluster", "up"), ("binderhub", "preview")]
+
+
+@pytest.mark.usefixtures("terminal")
+def test_up_does_not_ask_when_the_preview_changes_nothing(project: Path, stacks: t.FakeStacks) -> None:
+    stacks.events[(Layer.CLUSTER, "preview")] = [t.summary(same=4)]
+    code, _, err = run("up", "jetstream2", "--layer", "cluster", "-q", "-C", str(project))
+
+    assert code == 0, err
+    assert "Apply these changes" not in err
+    assert stacks.calls == [("cluster", "preview"), ("cluster", "up")]
 
 
 # --- destroy ------------------------------------------------------------------------------------
@@ -488,6 +556,6 @@ def test_an_update_whose_events_were_unreadable_still_reports_success(
 ) -> None:
     stacks.events[(Layer.CLUSTER, "preview")] = t.nodegroup_resize()
     stacks.events[(Layer.CLUSTER, "up")] = [object()]  # an event the collector cannot read
-    code, out, err = run("up", "jetstream2", "--layer", "cluster", "-q", "-C", str(project))
+    code, out, err = run("up", "--yes", "jetstream2", "--layer", "cluster", "-q", "-C", str(project))
     assert code == 0, err
     assert "note: cluster: up succeeded but its events could not be read" in out

@@ -219,6 +219,15 @@ class ConsoleProgress:
             else:
                 self._print(text)
 
+    def pause(self) -> None:
+        """Stop redrawing the live panel (its last state stays on screen) while the user is asked
+        something; the next layer that starts draws a new one."""
+        with self._lock:
+            if self._live is not None:
+                self._live.update(self._render(), refresh=True)
+                self._live.stop()
+                self._live = None
+
     def close(self) -> None:
         """Stop the live panel (leaving its last state on screen) and the heartbeat."""
         with self._lock:

@@ -342,6 +342,7 @@ class Site:
         *,
         allow_replace: Collection[str] = (),
         allow_upgrade: bool = False,
+        confirm: Callable[[LayerResult], bool] | None = None,
     ) -> SiteResult:
         """Preview each layer, refuse dangerous replacements and deletions (see
         :func:`jetstream_binderhub.engine.guard.find_dangerous`) unless `allow_replace` names them, and a
@@ -350,7 +351,11 @@ class Site:
 
         The checked preview is saved as a Pulumi update plan and the update applies exactly that plan:
         anything that changed in between (the cloud, the config, another update) makes the engine refuse
-        the step the guard did not see (:class:`PlanViolated`) instead of applying it unchecked."""
+        the step the guard did not see (:class:`PlanViolated`) instead of applying it unchecked.
+
+        `confirm` is asked with each layer's checked preview before that layer is applied (not when the
+        preview changes nothing); a false answer raises NotConfirmed. None: no question (the caller
+        decided, as `up --yes`)."""
         from jetstream_binderhub.engine.guard import GuardRefused, find_dangerous
 
         layers, notes = self._layers(layer)
@@ -366,6 +371,14 @@ class Site:
                 dangers = find_dangerous([preview.changes], allow, allow_upgrade=allow_upgrade)
                 if dangers:
                     raise GuardRefused(dangers)
+                if confirm is not None and preview.changes.has_changes and not confirm(preview):
+                    applied = " and ".join(r.layer.value for r in results)
+                    raise NotConfirmed(
+                        f"up of site {self.name} was not confirmed: nothing of its {current.value} layer was "
+                        "applied"
+                        + (f" (the {applied} layer was)" if applied else "")
+                        + " (--yes skips the question)"
+                    )
                 expected = sum(1 for c in preview.changes.changes if c.op != "same")
                 results.append(self._run(current, "up", expected=expected, stack=stack, plan=plan))
         return SiteResult(self.name, "up", tuple(results), tuple(notes))
