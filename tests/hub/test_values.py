@@ -180,6 +180,8 @@ def test_helm_merge_rules() -> None:
 
 def test_null_in_extra_values_removes_a_chart_default(hub_config: dict[str, Any]) -> None:
     # z2jh requires hub.services.binder (BinderHub's token); removing it must be refused, not ignored.
+    # (With Dask Gateway on, the typed config registers a service there and extra_values may not touch it.)
+    hub_config["dask_gateway"] = {"enabled": False}
     hub_config["binderhub"]["extra_values"] = {"jupyterhub": {"hub": {"services": None}}}
     values = binderhub_values(config(hub_config), LABELS, github_token=False)
     assert "jupyterhub.hub: 'services' is a required property" in problems(values)

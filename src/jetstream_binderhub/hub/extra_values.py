@@ -173,6 +173,12 @@ _TYPED_KEYS: tuple[tuple[Path, str | None], ...] = (
     (("jupyterhub", "proxy", "chp", "networkPolicy"), "binderhub.jupyterhub.network_policies"),
     (("jupyterhub", "singleuser", "networkPolicy"), "binderhub.jupyterhub.network_policies"),
     (("jupyterhub", "singleuser", "cloudMetadata"), "binderhub.jupyterhub.network_policies"),
+    (("jupyterhub", "hub", "services", "dask-gateway"), "dask_gateway.enabled (and release_name)"),
+    *(
+        (("jupyterhub", "singleuser", "extraEnv", f"DASK_GATEWAY__{var}"), "dask_gateway.enabled")
+        for var in ("ADDRESS", "PUBLIC_ADDRESS", "PROXY_ADDRESS", "AUTH__TYPE", "CLUSTER__OPTIONS__IMAGE")
+    ),
+    (("jupyterhub", "hub", "extraConfig", "20-gpu-servers"), "gpu"),
     *(
         (
             (("config", cls, "allowed_specs"), f"binderhub.limits.allowed_specs.{p}")
