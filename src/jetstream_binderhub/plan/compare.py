@@ -344,7 +344,7 @@ def compare(site: str, project_dir: Path, base: str) -> Comparison:
     else:
         base_plan, notes = plan_files(site, project_dir, Path(base))
         label = str(base)
-    notes = [*notes, *head.notes]
+    notes = [*notes, *head.warnings, *head.notes]
     return Comparison(site, label, "working tree", diff_plans(site, base_plan, head), notes)
 
 

@@ -76,6 +76,9 @@ class Plan(_Out):
     profile: str
     layers: list[LayerPlan]
     cost: CostEstimate
+    warnings: list[str] = Field(
+        default_factory=list, description="Valid, but probably not what was meant: shown before the plan."
+    )
     notes: list[str] = Field(default_factory=list)
 
     def layer(self, name: str) -> LayerPlan:

@@ -8,6 +8,7 @@ from typing import Any
 from jetstream_binderhub.plan.model import LayerPlan, Plan, PlannedResource
 
 MAX_VALUE = 100
+MAX_VALUE_LINES = 40
 MAX_LINES_PER_RESOURCE = 200  # enough for a whole BinderHub values tree; --json has everything
 
 
@@ -29,6 +30,25 @@ def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
 def _short(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(", ", ": "))
     return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "… (full value: --json)"
+
+
+def _assignment(indent: str, key: str, value: Any) -> list[str]:
+    """`key = value`; a multi-line string continues on lines of its own under the key, so the tree's
+    indentation (and its `│` rails) carry on instead of restarting at column 0."""
+    if isinstance(value, str) and "\n" in value.strip("\n"):
+        lines = value.strip("\n").splitlines()
+        shown = [f"{indent}{key} ="] + [f"{indent}  | {_short(line)}" for line in lines[:MAX_VALUE_LINES]]
+        if len(lines) > MAX_VALUE_LINES:
+            shown.append(f"{indent}  | … {len(lines) - MAX_VALUE_LINES} more lines (full value: --json)")
+        return shown
+    return [f"{indent}{key} = {_short(value)}"]
+
+
+def amount(value: float) -> str:
+    """A cost as people write it: 1,600,010 rather than 1.60001e+06; at most two decimals."""
+    if value == int(value):
+        return f"{int(value):,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 def _options(res: PlannedResource) -> str:
@@ -59,7 +79,7 @@ def _tree(layer: LayerPlan) -> list[str]:
             body = indent + ("   " if last else "│  ")
             pairs = flatten(res.inputs) if res.inputs else []
             for key, value in pairs[:MAX_LINES_PER_RESOURCE]:
-                lines.append(f"{body}    {key} = {_short(value)}")
+                lines.extend(_assignment(f"{body}    ", key, value))
             if len(pairs) > MAX_LINES_PER_RESOURCE:
                 lines.append(f"{body}    … {len(pairs) - MAX_LINES_PER_RESOURCE} more (full inputs: --json)")
             walk(res.name, body)
@@ -73,6 +93,8 @@ def render_text(plan: Plan) -> str:
         f"Offline plan of site {plan.site!r} (profile {plan.profile}).",
         "Nothing was contacted: values the cloud decides show as <resource.property>, secrets as [secret].",
     ]
+    if plan.warnings:
+        out += ["", "Warnings:", *(f"  ! {w}" for w in plan.warnings)]
     for layer in plan.layers:
         custom = sum(1 for r in layer.resources if r.custom)
         out += [
@@ -80,20 +102,20 @@ def render_text(plan: Plan) -> str:
             f"Layer {layer.layer}: project {layer.project}, stack {layer.stack}, {custom} cloud resources",
             *_tree(layer),
             "  Outputs:",
-            *(f"    {o.name} = {_short(o.value)}" for o in layer.outputs),
+            *(line for o in layer.outputs for line in _assignment("    ", o.name, o.value)),
         ]
     cost = plan.cost
     unit = cost.unit
     out += ["", f"Cost estimate ({unit}/hour while the servers exist):"]
     out.append(f"    {'group':<24} {'flavor':<12} {'min':>4} {'max':>4} {unit + '/h each':>10}")
     for line in cost.lines:
-        rate = f"{line.su_per_hour_each:g}" if line.su_per_hour_each is not None else "custom"
+        rate = amount(line.su_per_hour_each) if line.su_per_hour_each is not None else "custom"
         out.append(
             f"    {line.group:<24} {line.flavor:<12} {line.min_count:>4} {line.max_count:>4} {rate:>10}"
         )
     out.append(
-        f"  at minimum size {cost.min_per_hour:g} {unit}/h (about {cost.min_per_year:,.0f} {unit} a year); "
-        f"at maximum size {cost.max_per_hour:g} {unit}/h"
+        f"  at minimum size {amount(cost.min_per_hour)} {unit}/h (about {cost.min_per_year:,.0f} {unit} a "
+        f"year); at maximum size {amount(cost.max_per_hour)} {unit}/h"
     )
     if cost.unpriced:
         out.append(f"  not counted (custom flavors): {', '.join(cost.unpriced)}")

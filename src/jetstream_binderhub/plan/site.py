@@ -6,10 +6,17 @@ from pathlib import Path
 
 from jetstream_binderhub.config.cluster import ClusterStackConfig, cluster_notes
 from jetstream_binderhub.config.load import parse_cluster_stack
-from jetstream_binderhub.config.stackfile import CLUSTER_PROJECT, HUB_PROJECT_DIR, StackFile, read_stack_file
+from jetstream_binderhub.config.stackfile import (
+    CLUSTER_PROJECT,
+    HUB_PROJECT,
+    HUB_PROJECT_DIR,
+    StackFile,
+    read_stack_file,
+)
 from jetstream_binderhub.errors import SiteNotFound
 from jetstream_binderhub.plan.cost import estimate
 from jetstream_binderhub.plan.model import Plan
+from jetstream_binderhub.plan.warnings import capacity_warnings, shared_name_warnings
 from jetstream_binderhub.profiles import load_profile
 
 
@@ -41,11 +48,25 @@ def plan_site(site: str, project_dir: Path = Path()) -> Plan:
 
     cluster_file, cluster_cfg = load_cluster_file(project_dir, site)
     hub = None
+    hub_raw = None
     hub_path = hub_stack_path(project_dir, site)
     if hub_path.is_file():
         from jetstream_binderhub.hub.plan import HubLayerPlanner
 
-        hub = HubLayerPlanner.load(site, read_stack_file(hub_path), cluster_cfg)
+        hub_file = read_stack_file(hub_path)
+        hub_raw = hub_file.namespace(HUB_PROJECT)
+        hub = HubLayerPlanner.load(site, hub_file, cluster_cfg)
+    profile = load_profile(cluster_cfg.profile)
+    warnings = [
+        *capacity_warnings(cluster_cfg.cluster, profile),
+        *shared_name_warnings(project_dir, site, cluster_cfg.cluster.name, hub_raw),
+    ]
+    if hub is None:
+        warnings.insert(
+            0,
+            f"no BinderHub layer: {hub_path} does not exist, so only the cluster is planned (copy "
+            f"{HUB_PROJECT_DIR}/Pulumi.jetstream2.yaml there to plan BinderHub too)",
+        )
 
     cluster_plan, cluster_outputs = run_layer(
         cluster_program,
@@ -61,14 +82,12 @@ def plan_site(site: str, project_dir: Path = Path()) -> Plan:
         hub_plan, hub_notes = hub.run(cluster_outputs)
         layers.append(hub_plan)
         notes += hub_notes
-    else:
-        notes.append(f"no BinderHub layer for this site ({hub_path} does not exist)")
 
-    profile = load_profile(cluster_cfg.profile)
     return Plan(
         site=site,
         profile=profile.name,
         layers=layers,
         cost=estimate(cluster_cfg.cluster, profile),
+        warnings=warnings,
         notes=notes,
     )

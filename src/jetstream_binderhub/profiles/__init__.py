@@ -63,6 +63,13 @@ class Profile(_Frozen):
     )
     minimum_node_ram_mb: int = Field(ge=1, description="Smallest RAM the Magnum driver accepts for a node.")
     flavors: tuple[Flavor, ...] = Field(description="The flavor catalog.")
+    default_quota_vcpus: dict[Literal["cpu", "large-memory", "gpu"], int] = Field(
+        default_factory=dict,
+        description=(
+            "vCPUs a project may run at once per allocation resource by default (the largest default of any "
+            "allocation type); a plan warns when a site needs more at maximum size."
+        ),
+    )
 
     def flavor(self, name: str) -> Flavor | None:
         return next((f for f in self.flavors if f.name == name), None)

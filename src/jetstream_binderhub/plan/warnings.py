@@ -1,0 +1,111 @@
+"""What a plan should say up front: things that are valid config but probably not what the user meant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from jetstream_binderhub.config.cluster import ClusterConfig
+from jetstream_binderhub.config.stackfile import (
+    CLUSTER_PROJECT,
+    HUB_PROJECT,
+    HUB_PROJECT_DIR,
+    read_stack_file,
+)
+from jetstream_binderhub.errors import ConfigError
+from jetstream_binderhub.naming import DEFAULT_WORKER
+from jetstream_binderhub.profiles import Profile
+
+
+def capacity_warnings(cluster: ClusterConfig, profile: Profile) -> list[str]:
+    """The vCPUs the cluster needs at maximum size, per allocation resource, against the profile's quota.
+
+    A quota can be raised, so this is a warning: past it the autoscaler silently stops adding nodes.
+    """
+    groups = [
+        ("control plane", cluster.control_plane.flavor, cluster.control_plane.count, None),
+        (
+            DEFAULT_WORKER,
+            cluster.default_worker.flavor,
+            cluster.default_worker.max_count,
+            "cluster.default_worker",
+        ),
+        *(
+            (g.name, g.flavor, g.upper, f"cluster.node_groups[{i}]")
+            for i, g in enumerate(cluster.node_groups)
+        ),
+    ]
+    need: dict[str, int] = {}
+    biggest: dict[str, tuple[int, str, str | None, int]] = {}
+    for name, flavor_name, count, key in groups:
+        flavor = profile.flavor(flavor_name)
+        if flavor is None:
+            continue  # a custom flavor: its size is unknown here
+        vcpus = flavor.vcpus * count
+        need[flavor.resource] = need.get(flavor.resource, 0) + vcpus
+        if vcpus > biggest.get(flavor.resource, (0, "", None, 0))[0]:
+            biggest[flavor.resource] = (vcpus, name, key, count)
+    warnings = []
+    for resource, vcpus in sorted(need.items()):
+        quota = profile.default_quota_vcpus.get(resource)
+        if quota is None or vcpus <= quota:
+            continue
+        _, group, key, count = biggest[resource]
+        where = f"{key}.max_count is {count:,}" if key else f"group {group!r} has {count:,} nodes"
+        warnings.append(
+            f"at maximum size the cluster needs {vcpus:,} vCPUs of {profile.name} {resource}, above the "
+            f"largest default project quota ({quota:,} vCPUs): the autoscaler stops at the quota. {where}; "
+            "lower it, or get the quota raised first"
+        )
+    return warnings
+
+
+def _other_sites(project_dir: Path, site: str) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(name, cluster keys, hub keys) of the repository's other sites, as written; unreadable ones skipped
+    (planning them reports their problems)."""
+    for path in sorted(project_dir.glob("Pulumi.*.yaml")):
+        name = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+        if name == site:
+            continue
+        try:
+            cluster = read_stack_file(path).namespace(CLUSTER_PROJECT)
+            hub_path = project_dir / HUB_PROJECT_DIR / path.name
+            hub = read_stack_file(hub_path).namespace(HUB_PROJECT) if hub_path.is_file() else {}
+        except ConfigError:
+            continue
+        yield name, cluster, hub
+
+
+def _hosts(hub: dict[str, Any]) -> set[str]:
+    binderhub = hub.get("binderhub")
+    if not isinstance(binderhub, dict):
+        return set()
+    return {str(binderhub[k]).rstrip(".").lower() for k in ("host", "hub_host") if binderhub.get(k)}
+
+
+def shared_name_warnings(
+    project_dir: Path, site: str, cluster_name: str, hub: dict[str, Any] | None
+) -> list[str]:
+    """Another site of this repository that would create the same Magnum cluster name or DNS names.
+
+    Typically a site copied from jetstream2 and not yet renamed. Two sites may live in different
+    projects, so this warns rather than refuses.
+    """
+    mine = _hosts(hub or {})
+    warnings = []
+    for other, cluster, other_hub in _other_sites(project_dir, site):
+        other_cluster = cluster.get("cluster")
+        if isinstance(other_cluster, dict) and other_cluster.get("name") == cluster_name:
+            warnings.append(
+                f"site {other!r} (Pulumi.{other}.yaml) uses the same cluster.name {cluster_name!r}: in one "
+                "OpenStack project the two sites' clusters and templates could not be told apart; give this "
+                "site its own cluster.name"
+            )
+        if shared := sorted(mine & _hosts(other_hub)):
+            warnings.append(
+                f"site {other!r} ({HUB_PROJECT_DIR}/Pulumi.{other}.yaml) uses the same host names "
+                f"({', '.join(shared)}): only one site can own a DNS name and its certificate; change "
+                "binderhub.host and binderhub.hub_host"
+            )
+    return warnings
