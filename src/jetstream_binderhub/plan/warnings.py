@@ -47,9 +47,9 @@ def capacity_warnings(cluster: ClusterConfig, profile: Profile) -> list[str]:
         if vcpus > biggest.get(flavor.resource, (0, "", None, 0))[0]:
             biggest[flavor.resource] = (vcpus, name, key, count)
     warnings = []
-    for resource, vcpus in sorted(need.items()):
-        quota = profile.default_quota_vcpus.get(resource)
-        if quota is None or vcpus <= quota:
+    for resource, quota in sorted(profile.default_quota_vcpus.items()):
+        vcpus = need.get(resource, 0)
+        if vcpus <= quota:
             continue
         _, group, key, count = biggest[resource]
         where = f"{key}.max_count is {count:,}" if key else f"group {group!r} has {count:,} nodes"
