@@ -213,6 +213,11 @@ def test_no_chart_key_is_taken_for_a_secret_unless_it_holds_one() -> None:
             "binderhub.jupyterhub.user_resources.memory_limit instead",
         ),
         (
+            # Dask Gateway's wiring into every binder (the shipped site runs it).
+            {"jupyterhub": {"singleuser": {"extraEnv": {"DASK_GATEWAY__ADDRESS": "http://elsewhere"}}}},
+            "jupyterhub.singleuser.extraEnv.DASK_GATEWAY__ADDRESS: is set by the typed config: use dask_gateway",
+        ),
+        (
             {"extraVolumes": []},
             "extraVolumes: is set by the typed config: the BinderHub layer fixes it",
         ),
