@@ -4,6 +4,7 @@ the limits the gateway enforces and the network policy around Dask pods."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import sys
 import types
@@ -280,3 +281,20 @@ def test_one_cluster_per_binder_and_a_site_wide_cap(gateway_config: dict[str, An
     # The shipped site allows ten clusters at once.
     with pytest.raises(_PublicError, match="as many Dask clusters as it can"):
         start([(f"user{i}", str(i)) for i in range(10)])
+
+
+def test_a_group_missing_live_is_reported_once_without_tracebacks(
+    plan_hub: PlanHub, hub_config: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The gateway's release waits on BinderHub's, which fails; asyncio must not print a traceback for each
+    # resource left holding that one failure.
+    outputs = {
+        "profile": "jetstream2",
+        "cluster_id": "3f1c-magnum-uuid",
+        "kubeconfig": "apiVersion: v1",
+        "node_group_labels": {"default-worker": "default-worker"},
+    }
+    with pytest.raises(Exception, match=r"placement\.user_node_group: unknown node group"):
+        plan_hub(hub_config, cluster_outputs=outputs)
+    gc.collect()
+    assert "never retrieved" not in caplog.text

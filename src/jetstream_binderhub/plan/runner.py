@@ -205,13 +205,10 @@ def run_layer(
         # leaves failed tasks there, and the next plan in this process would trip over them.
         from pulumi.runtime.settings import SETTINGS
 
-        pending = SETTINGS.outputs  # pyright: ignore[reportAttributeAccessIssue]  (a contextproperty)
-        for task in list(pending):
-            # Retrieved here, the failure already raised: unretrieved, asyncio would print each one's
-            # traceback when it is collected (one failed apply fails every resource that waits on it).
-            if isinstance(task, asyncio.Future) and task.done() and not task.cancelled():
-                task.exception()
-        pending.clear()
+        SETTINGS.outputs.clear()  # pyright: ignore[reportAttributeAccessIssue]  (a contextproperty)
+        # The failure is raised once, here. Every resource waiting on the failed one holds it too, and
+        # asyncio would print each of those as "never retrieved" with a traceback when it is collected.
+        loop.set_exception_handler(_quiet_unretrieved)
         raise
     finally:
         loop.run_until_complete(loop.shutdown_default_executor())
@@ -219,6 +216,11 @@ def run_layer(
         loop.close()
         for worker_loop in mocks.thread_loops:
             worker_loop.close()
+
+
+def _quiet_unretrieved(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    if not str(context.get("message", "")).endswith("exception was never retrieved"):
+        loop.default_exception_handler(context)
 
 
 def _run(
