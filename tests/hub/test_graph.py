@@ -65,7 +65,8 @@ def test_cluster_stack_reference_can_be_renamed(plan_hub: PlanHub, hub_config: d
 def test_releases_are_pinned_named_and_namespaced(plan_hub: PlanHub, hub_config: dict[str, Any]) -> None:
     layer = plan_hub(hub_config).layer
     releases = {r.inputs["chart"]: r.inputs for r in layer.resources if r.type == RELEASE}
-    assert set(releases) == {"binderhub", "traefik", "cert-manager", "dask-gateway"}
+    # The support charts (prometheus, grafana) are checked in tests/hub/test_support_monitoring.py.
+    assert set(releases) == {"binderhub", "traefik", "cert-manager", "dask-gateway", "prometheus", "grafana"}
     expected = {
         "binderhub": (
             "binderhub",

@@ -89,6 +89,7 @@ def section(title: str, namespace: str, model: type[BaseModel], intro: str) -> s
 SECRET_KEY_DOCS = {
     "registry_password": "password or robot token of `binderhub.registry.username`; BinderHub pushes built images with it.",
     "github_token": "optional GitHub token, raising the GitHub API rate limit for resolving repositories.",
+    "grafana_github_client_secret": "client secret of the GitHub OAuth app Grafana logs users in with; needed when `support.monitoring.grafana` is on.",
 }
 
 

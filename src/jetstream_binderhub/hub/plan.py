@@ -19,6 +19,7 @@ from jetstream_binderhub.config.hub import (
     set_secret_command,
 )
 from jetstream_binderhub.config.stackfile import CLUSTER_PROJECT, HUB_PROJECT, SECRET_PLACEHOLDER, StackFile
+from jetstream_binderhub.config.support import required_secrets
 from jetstream_binderhub.errors import ConfigError, Problem
 from jetstream_binderhub.hub.dask import dask_fit_problems, dask_schema_problems
 from jetstream_binderhub.naming import DEFAULT_WORKER
@@ -125,13 +126,15 @@ class HubLayerPlanner:
         config = dict(stack_file.pulumi_config())
         secret_keys = set(stack_file.secret_keys)
         notes: list[str] = []
-        if "registry_password" not in raw:
+        for key in ("registry_password", *required_secrets(cfg.support)):
+            if key in raw:
+                continue
             # Planned as a secret placeholder so the plan shows where it goes; `up` would refuse to run.
-            config[f"{prefix}registry_password"] = SECRET_PLACEHOLDER
-            secret_keys.add(f"{prefix}registry_password")
+            config[f"{prefix}{key}"] = SECRET_PLACEHOLDER
+            secret_keys.add(f"{prefix}{key}")
             notes.append(
-                "registry_password is not set yet (planned as [secret]); before `pulumi -C binderhub up` run "
-                f"`{set_secret_command('registry_password', site)}`"
+                f"{key} is not set yet (planned as [secret]); before `pulumi -C binderhub up` run "
+                f"`{set_secret_command(key, site)}`"
             )
         if cfg.tls.acme_server == "staging":
             notes.append("Let's Encrypt staging: certificates will not be trusted by browsers")

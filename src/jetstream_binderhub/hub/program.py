@@ -16,9 +16,11 @@ from jetstream_binderhub.config.hub import (
     HubStackConfig,
     parse_hub_stack,
     secret_problems,
+    set_secret_command,
 )
 from jetstream_binderhub.config.stackfile import HUB_PROJECT
-from jetstream_binderhub.errors import ConfigError
+from jetstream_binderhub.config.support import GRAFANA_SECRET_KEY, required_secrets
+from jetstream_binderhub.errors import ConfigError, Problem
 from jetstream_binderhub.hub import values as v
 from jetstream_binderhub.hub.components import (
     BinderHub,
@@ -30,6 +32,7 @@ from jetstream_binderhub.hub.components import (
     IngressController,
     IngressControllerArgs,
 )
+from jetstream_binderhub.hub.support import Support, SupportArgs, monitoring_chart_versions
 
 _STRING_KEYS = ("cluster_stack", "profile")
 
@@ -52,7 +55,15 @@ def read_hub_config() -> HubStackConfig:
         problems = secret_problems(present, secret, stack)
         if problems:
             raise ConfigError(problems, source=f"stack {stack}")
-        return parse_hub_stack(raw, source=f"stack {stack}")
+        site = parse_hub_stack(raw, source=f"stack {stack}")
+        missing = [
+            Problem(key, f"is not set: the support pieces need it; run `{set_secret_command(key, stack)}`")
+            for key in required_secrets(site.support)
+            if key not in present
+        ]
+        if missing:
+            raise ConfigError(missing, source=f"stack {stack}")
+        return site
     except ConfigError as exc:
         # RunError prints the message without a Python traceback.
         raise pulumi.RunError(str(exc)) from None
@@ -100,6 +111,18 @@ def hub_program() -> None:
             depends_on=[certs.issuer, ingress.release],
         ),
     )
+    grafana = site.support.grafana
+    support = Support(
+        "support",
+        SupportArgs(
+            config=site,
+            node_group_labels=labels,
+            k8s_provider=provider,
+            address=ingress.address,
+            grafana_client_secret=cfg.require_secret(GRAFANA_SECRET_KEY) if grafana else None,
+            depends_on=[certs.issuer, ingress.release],
+        ),
+    )
 
     if site.dask_gateway.enabled:
         from jetstream_binderhub.hub.dask_component import DaskGateway, DaskGatewayArgs
@@ -127,3 +150,18 @@ def hub_program() -> None:
     pulumi.export("letsencrypt", site.tls.acme_server)
     pulumi.export("chart_versions", v.chart_versions(site))
     pulumi.export("cluster_stack", stack_name)
+    if versions := monitoring_chart_versions(site.support.monitoring):
+        pulumi.export("support_chart_versions", versions)
+    if grafana is not None:
+        pulumi.export("grafana_url", f"https://{grafana.host}")
+        # A Pulumi secret: `pulumi -C binderhub stack output grafana_admin_password --show-secrets`.
+        pulumi.export("grafana_admin_password", support.grafana_admin_password)
+        if site.dns.provider == "external":
+            pulumi.export(
+                "support_dns_records",
+                ingress.address.apply(
+                    lambda address: [
+                        {"name": f"{grafana.host}.", "type": "A", "ttl": site.dns.ttl, "value": address}
+                    ]
+                ),
+            )

@@ -18,6 +18,7 @@ from jetstream_binderhub.errors import ConfigError, Problem
 from jetstream_binderhub.helm_values import deep_merge
 from jetstream_binderhub.hub.dask import add_dask_gateway
 from jetstream_binderhub.hub.gpu import add_gpu_servers
+from jetstream_binderhub.hub.support_values import binderhub_support_values
 from jetstream_binderhub.naming import NODE_GROUP_LABEL
 
 PUSH_SECRET = "binderhub-registry-push"
@@ -193,6 +194,7 @@ def binderhub_values(cfg: HubStackConfig, labels: Mapping[str, str], *, github_t
         }
     if limits.repo_providers is not None:
         values["extraConfig"] = {"10-repo-providers": _repo_provider_snippet(limits.repo_providers)}
+    values = deep_merge(values, binderhub_support_values(cfg))
     return deep_merge(values, bh.extra_values)
 
 

@@ -1,0 +1,551 @@
+"""The support component beside BinderHub: Prometheus, Grafana and the SU budget alert.
+
+Values builders are pure functions of the typed config (tests call them directly); the component
+declares the releases and the Secrets and ConfigMaps they are pointed at. No secret enters a values
+mapping: Grafana's admin password and its GitHub client secret live in Kubernetes Secrets the chart
+reads (`admin.existingSecret`, `envValueFrom`), so the releases' values stay readable in a plan.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from importlib import resources
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_openstack as openstack
+import pulumi_random as random
+
+from jetstream_binderhub.burn import CONTROL_PLANE_GROUP, INSTANCE_TYPE_LABEL, sustainable_rate
+from jetstream_binderhub.config.hub import HubStackConfig
+from jetstream_binderhub.config.support import (
+    GRAFANA_CHART_REPO,
+    PROMETHEUS_CHART_REPO,
+    AllocationConfig,
+    MonitoringConfig,
+)
+from jetstream_binderhub.naming import NODE_GROUP_LABEL
+from jetstream_binderhub.profiles import Profile, load_profile
+
+TYPE_PREFIX = "jetstream-binderhub:hub"
+HELM_HISTORY = 10
+
+PROMETHEUS_RELEASE = "prometheus"
+GRAFANA_RELEASE = "grafana"
+PROMETHEUS_URL_TEMPLATE = "http://prometheus-server.{namespace}.svc.cluster.local"
+"""The chart names the server Service `<release>-server` when the release name contains the chart name."""
+GRAFANA_ADMIN_SECRET = "grafana-admin"
+GRAFANA_OAUTH_SECRET = "grafana-github-oauth"
+GRAFANA_OAUTH_KEY = "client-secret"
+GRAFANA_TLS_SECRET = "grafana-tls"
+DASHBOARDS_CONFIGMAP = "grafana-dashboards"
+DASHBOARD_PROVIDER = "jetstream-binderhub"
+HUB_ACCESS_LABEL = "hub.jupyter.org/network-access-hub"
+"""z2jh's hub NetworkPolicy admits pods with this label (from other namespaces too, with
+`hub.networkPolicy.interNamespaceAccessLabels: accept`; zero-to-jupyterhub-k8s templates/hub/netpol.yaml)."""
+
+RULE_PREFIX = "jetstream_binderhub"
+
+
+def _ksm_label(label: str) -> str:
+    """kube-state-metrics' name for a node label in `kube_node_labels`: non-alphanumerics become `_`."""
+    return "label_" + "".join(c if c.isalnum() else "_" for c in label)
+
+
+FLAVOR_LABEL_KSM = _ksm_label(INSTANCE_TYPE_LABEL)
+GROUP_LABEL_KSM = _ksm_label(NODE_GROUP_LABEL)
+
+
+# --- the SU burn as Prometheus rules ----------------------------------------------------------------
+
+
+def _timestamp(day: Any) -> int:
+    return int(datetime.combine(day, time(0), tzinfo=UTC).timestamp())
+
+
+def burn_rules(
+    profile: Profile, allocation: AllocationConfig | None, window_days: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Recording rules that price every node by its flavor, and the budget alerts.
+
+    The flavor catalog becomes one constant series per flavor (`<prefix>:flavor_su_per_hour{flavor,
+    resource}`), joined with kube-state-metrics' `kube_node_labels` on the flavor: the same arithmetic as
+    `jetstream-binderhub cost`, in PromQL, so no exporter has to run.
+    """
+    p = RULE_PREFIX
+    rules: list[dict[str, Any]] = [
+        {
+            "record": f"{p}:flavor_su_per_hour",
+            "expr": f"vector({flavor.su_per_hour:g})",
+            "labels": {"flavor": flavor.name, "resource": flavor.resource},
+        }
+        for flavor in profile.flavors
+    ]
+    node_labels = (
+        f'label_replace(label_replace(kube_node_labels, "flavor", "$1", "{FLAVOR_LABEL_KSM}", "(.+)"), '
+        f'"node_group", "$1", "{GROUP_LABEL_KSM}", "(.+)")'
+    )
+    rules += [
+        {
+            "record": f"{p}:node_su_per_hour",
+            "expr": (
+                f"max by (node, flavor, node_group) ({node_labels}) "
+                f"* on (flavor) group_left (resource) {p}:flavor_su_per_hour"
+            ),
+        },
+        {"record": f"{p}:su_per_hour", "expr": f"sum by (resource) ({p}:node_su_per_hour)"},
+        {
+            "record": f"{p}:node_group_su_per_hour",
+            "expr": f'sum by (node_group, flavor, resource) (label_replace({p}:node_su_per_hour, "node_group", '
+            f'"{CONTROL_PLANE_GROUP}", "node_group", ""))',
+        },
+    ]
+    alerts: list[dict[str, Any]] = [
+        {
+            "alert": "NodeFlavorUnpriced",
+            "expr": (
+                f"kube_node_labels unless on ({FLAVOR_LABEL_KSM}) label_replace({p}:flavor_su_per_hour, "
+                f'"{FLAVOR_LABEL_KSM}", "$1", "flavor", "(.+)")'
+            ),
+            "for": "1h",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "Node {{ $labels.node }} has a flavor the SU burn does not know",
+                "description": (
+                    "Its flavor is missing from the site profile's catalog, so the SU burn leaves it out: "
+                    "add the flavor to the profile (docs/operating.md)."
+                ),
+            },
+        }
+    ]
+    if allocation is not None:
+        res = allocation.resource
+        rate = sustainable_rate(allocation)
+        end = _timestamp(allocation.end_date + timedelta(days=1))
+        rules += [
+            {
+                "record": f"{p}:allocation_sustainable_su_per_hour",
+                "expr": f"vector({rate:.6g})",
+                "labels": {"resource": res},
+            },
+            {
+                "record": f"{p}:allocation_end_timestamp_seconds",
+                "expr": f"vector({end})",
+                "labels": {"resource": res},
+            },
+            {
+                "record": f"{p}:allocation_su_remaining_estimate",
+                # The reading minus what the recent average rate burned since it was taken.
+                "expr": (
+                    f'{allocation.su_remaining:g} - avg_over_time({p}:su_per_hour{{resource="{res}"}}[{window_days}d])'
+                    f" * (time() - {_timestamp(allocation.as_of)}) / 3600"
+                ),
+                "labels": {"resource": res},
+            },
+        ]
+        alerts += [
+            {
+                "alert": "AllocationRunsOutBeforeEndDate",
+                "expr": (
+                    f'avg_over_time({p}:su_per_hour{{resource="{res}"}}[{window_days}d]) '
+                    f"> on (resource) {p}:allocation_sustainable_su_per_hour"
+                ),
+                "for": "1h",
+                "labels": {"severity": "critical"},
+                "annotations": {
+                    "summary": f"At the last {window_days} days' SU burn the {res} allocation runs out before its end date",
+                    "description": (
+                        'Average burn {{ $value | printf "%.1f" }} SU/hour is above the sustainable '
+                        f"{rate:.1f} SU/hour ({allocation.su_remaining:g} SU on {allocation.as_of}, ending "
+                        f"{allocation.end_date}). Lower the user group's max_count, or ask for a supplement; "
+                        "`jetstream-binderhub cost SITE` shows the nodes."
+                    ),
+                },
+            },
+            {
+                "alert": "AllocationReadingStale",
+                "expr": f"time() - {_timestamp(allocation.as_of)} > {60 * 86400}",
+                "for": "1h",
+                "labels": {"severity": "info"},
+                "annotations": {
+                    "summary": "support.allocation.su_remaining was read more than 60 days ago",
+                    "description": (
+                        "Update su_remaining and as_of from the ACCESS allocations portal so the projection "
+                        "starts from the real balance."
+                    ),
+                },
+            },
+        ]
+    return {
+        "groups": [
+            {"name": "jetstream-binderhub-su-burn", "rules": rules},
+            {"name": "jetstream-binderhub-su-budget", "rules": alerts},
+        ]
+    }
+
+
+def health_alerts(cfg: HubStackConfig) -> dict[str, list[dict[str, Any]]]:
+    """What a year-long binder pages on besides the budget: its services, builds, disks and volumes."""
+    ns = cfg.binderhub.namespace
+    return {
+        "groups": [
+            {
+                "name": "jetstream-binderhub-health",
+                "rules": [
+                    {
+                        "alert": "BinderHubOrJupyterHubDown",
+                        "expr": f'up{{namespace="{ns}", service=~"binder|hub"}} == 0',
+                        "for": "5m",
+                        "labels": {"severity": "critical"},
+                        "annotations": {
+                            "summary": "{{ $labels.service }} does not answer Prometheus's /metrics scrape",
+                            "description": "Launches fail while it is down: check its pod (docs/operating.md).",
+                        },
+                    },
+                    {
+                        "alert": "BuildFailureRateHigh",
+                        "expr": (
+                            'sum(rate(binderhub_build_time_seconds_count{status="failure"}[1h])) '
+                            "/ sum(rate(binderhub_build_time_seconds_count[1h])) > 0.5"
+                        ),
+                        "for": "30m",
+                        "labels": {"severity": "warning"},
+                        "annotations": {
+                            "summary": "More than half of the builds of the last hour failed",
+                            "description": "Often the registry (credentials, quota) or a full dind disk.",
+                        },
+                    },
+                    {
+                        "alert": "NodeRootDiskFilling",
+                        "expr": (
+                            'node_filesystem_avail_bytes{mountpoint="/", fstype!~"tmpfs|overlay"} '
+                            '/ node_filesystem_size_bytes{mountpoint="/", fstype!~"tmpfs|overlay"} < 0.15'
+                        ),
+                        "for": "30m",
+                        "labels": {"severity": "warning"},
+                        "annotations": {
+                            "summary": "Node {{ $labels.instance }} has less than 15% of its root disk free",
+                            "description": "Image caches fill nodes; the image cleaner should be freeing them.",
+                        },
+                    },
+                    {
+                        "alert": "PersistentVolumeFilling",
+                        "expr": "kubelet_volume_stats_available_bytes / kubelet_volume_stats_capacity_bytes < 0.1",
+                        "for": "30m",
+                        "labels": {"severity": "warning"},
+                        "annotations": {
+                            "summary": "Volume {{ $labels.persistentvolumeclaim }} is more than 90% full",
+                            "description": "Grow it in the config (Prometheus: support.monitoring.prometheus.storage_gb).",
+                        },
+                    },
+                ],
+            }
+        ]
+    }
+
+
+# --- chart values -----------------------------------------------------------------------------------
+
+
+def prometheus_values(cfg: HubStackConfig, core: Mapping[str, str], profile: Profile) -> dict[str, Any]:
+    """Values of the prometheus chart: server on the core group, kube-state-metrics exporting the node labels
+    the SU burn joins on, the burn rules and the health alerts."""
+    mon = cfg.support.monitoring
+    assert mon is not None
+    prom = mon.prometheus
+    interval = f"{prom.scrape_interval_seconds}s"
+    rules = burn_rules(profile, cfg.support.allocation, mon.burn_window_days)
+    rules["groups"] += health_alerts(cfg)["groups"]
+    recording = {"groups": [g for g in rules["groups"] if all("record" in r for r in g["rules"])]}
+    alerting = {"groups": [g for g in rules["groups"] if any("alert" in r for r in g["rules"])]}
+    return {
+        # Alerts show in Grafana and Prometheus; where to send them (mail, Slack) is a site's own choice.
+        "alertmanager": {"enabled": False},
+        "prometheus-pushgateway": {"enabled": False},
+        "kube-state-metrics": {
+            "nodeSelector": dict(core),
+            # kube_node_labels carries no label unless allowed; the burn needs the flavor and the group.
+            "metricLabelsAllowlist": [f"nodes=[{INSTANCE_TYPE_LABEL},{NODE_GROUP_LABEL}]"],
+        },
+        "server": {
+            "nodeSelector": dict(core),
+            # JupyterHub's NetworkPolicy only admits labelled pods to /hub/metrics.
+            "podLabels": {HUB_ACCESS_LABEL: "true"},
+            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "retention": f"{prom.retention_days}d",
+            # Stop before the volume is full rather than crash on it.
+            "retentionSize": f"{int(prom.storage_gb * 0.9)}GB",
+            "persistentVolume": {"enabled": True, "size": f"{prom.storage_gb}Gi"},
+            # One ReadWriteOnce Cinder volume cannot be mounted by the old and the new pod at once.
+            "strategy": {"type": "Recreate"},
+        },
+        "serverFiles": {"recording_rules.yml": recording, "alerting_rules.yml": alerting},
+    }
+
+
+def grafana_values(cfg: HubStackConfig, core: Mapping[str, str]) -> dict[str, Any]:
+    """Values of the grafana chart: its own host with TLS, GitHub login for one organisation, no anonymous
+    access, Prometheus as the data source and the repository's dashboards."""
+    mon = cfg.support.monitoring
+    grafana = cfg.support.grafana
+    assert mon is not None and grafana is not None
+    host = grafana.host
+    return {
+        "nodeSelector": dict(core),
+        "admin": {
+            "existingSecret": GRAFANA_ADMIN_SECRET,
+            "userKey": "admin-user",
+            "passwordKey": "admin-password",
+        },
+        "envValueFrom": {
+            # Grafana reads GF_<SECTION>_<KEY> over grafana.ini: the secret never enters the values.
+            "GF_AUTH_GITHUB_CLIENT_SECRET": {
+                "secretKeyRef": {"name": GRAFANA_OAUTH_SECRET, "key": GRAFANA_OAUTH_KEY}
+            }
+        },
+        "grafana.ini": {
+            "server": {"root_url": f"https://{host}/"},
+            "auth.anonymous": {"enabled": False},
+            "auth.github": {
+                "enabled": True,
+                "allow_sign_up": True,
+                "client_id": grafana.github_client_id,
+                "scopes": "user:email,read:org",
+                "auth_url": "https://github.com/login/oauth/authorize",
+                "token_url": "https://github.com/login/oauth/access_token",
+                "api_url": "https://api.github.com/user",
+                "allowed_organizations": grafana.github_org,
+            },
+            "users": {"allow_sign_up": False, "auto_assign_org_role": "Viewer"},
+            "analytics": {"check_for_updates": False, "reporting_enabled": False},
+        },
+        "ingress": {
+            "enabled": True,
+            "ingressClassName": cfg.ingress.class_name,
+            "annotations": {"cert-manager.io/cluster-issuer": cfg.tls.issuer_name},
+            "hosts": [host],
+            "path": "/",
+            "pathType": "Prefix",
+            "tls": [{"hosts": [host], "secretName": GRAFANA_TLS_SECRET}],
+        },
+        "persistence": {"enabled": True, "type": "pvc", "size": f"{grafana.storage_gb}Gi"},
+        # A ReadWriteOnce volume: the new pod can only start once the old one let go of it.
+        "deploymentStrategy": {"type": "Recreate"},
+        "datasources": {
+            "datasources.yaml": {
+                "apiVersion": 1,
+                "datasources": [
+                    {
+                        "name": "Prometheus",
+                        "uid": "prometheus",
+                        "type": "prometheus",
+                        "access": "proxy",
+                        "url": PROMETHEUS_URL_TEMPLATE.format(namespace=mon.namespace),
+                        "isDefault": True,
+                    }
+                ],
+            }
+        },
+        "dashboardProviders": {
+            "dashboardproviders.yaml": {
+                "apiVersion": 1,
+                "providers": [
+                    {
+                        "name": DASHBOARD_PROVIDER,
+                        "orgId": 1,
+                        "folder": "BinderHub",
+                        "type": "file",
+                        # Edited in the repository, not clicked together: the UI cannot save over them.
+                        "disableDeletion": True,
+                        "editable": False,
+                        "options": {"path": f"/var/lib/grafana/dashboards/{DASHBOARD_PROVIDER}"},
+                    }
+                ],
+            }
+        },
+        "dashboardsConfigMaps": {DASHBOARD_PROVIDER: DASHBOARDS_CONFIGMAP},
+    }
+
+
+def dashboards() -> dict[str, str]:
+    """The dashboards shipped with the package (`jetstream_binderhub/dashboards/*.json`), file name -> JSON."""
+    folder = resources.files("jetstream_binderhub") / "dashboards"
+    found = {}
+    for item in sorted(folder.iterdir(), key=lambda i: i.name):
+        if item.name.endswith(".json"):
+            text = item.read_text(encoding="utf-8")
+            json.loads(text)  # a broken file fails the plan, not Grafana at runtime
+            found[item.name] = text
+    return found
+
+
+def monitoring_chart_versions(mon: MonitoringConfig | None) -> dict[str, str]:
+    if mon is None or not mon.enabled:
+        return {}
+    versions = {"prometheus": mon.prometheus.chart_version}
+    if mon.grafana.enabled:
+        versions["grafana"] = mon.grafana.chart_version
+    return versions
+
+
+# --- the component ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SupportArgs:
+    """Inputs of :class:`Support`."""
+
+    config: HubStackConfig
+    node_group_labels: pulumi.Input[Mapping[str, str]]
+    k8s_provider: k8s.Provider
+    address: pulumi.Input[str]
+    """The ingress's public address, for Grafana's DNS record."""
+    grafana_client_secret: pulumi.Input[str] | None = None
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    """What must exist first (the ClusterIssuer for Grafana's certificate, the ingress class)."""
+
+
+def _core(cfg: HubStackConfig, labels: Mapping[str, str]) -> dict[str, str]:
+    from jetstream_binderhub.hub.components import _plainly
+    from jetstream_binderhub.hub.values import node_selector
+
+    return _plainly(lambda: node_selector(cfg, labels, "core"))
+
+
+class Support(pulumi.ComponentResource):
+    """Monitoring of the site: Prometheus with the SU burn rules and alerts, Grafana with the dashboards."""
+
+    namespace: k8s.core.v1.Namespace | None
+    prometheus: k8s.helm.v3.Release | None
+    grafana: k8s.helm.v3.Release | None
+    grafana_admin_password: pulumi.Output[str] | None
+    dns_record: openstack.dns.RecordSet | None
+
+    def __init__(self, name: str, args: SupportArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(f"{TYPE_PREFIX}:Support", name, None, opts)
+        cfg = args.config
+        provider = args.k8s_provider
+        mon = cfg.support.monitoring
+        self.namespace = self.prometheus = self.grafana = None
+        self.grafana_admin_password = None
+        self.dns_record = None
+
+        def k8s_opts(depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(depends_on) or None)
+
+        if mon is not None and mon.enabled:
+            profile = load_profile(cfg.profile)
+            self.namespace = k8s.core.v1.Namespace(
+                f"{name}-namespace", metadata={"name": mon.namespace}, opts=k8s_opts()
+            )
+            namespace = self.namespace.metadata.name
+            labels = pulumi.Output.from_input(args.node_group_labels)
+            self.prometheus = k8s.helm.v3.Release(
+                f"{name}-prometheus",
+                name=PROMETHEUS_RELEASE,
+                chart="prometheus",
+                version=mon.prometheus.chart_version,
+                repository_opts={"repo": PROMETHEUS_CHART_REPO},
+                namespace=namespace,
+                values=labels.apply(
+                    lambda lv: _validated("prometheus", prometheus_values(cfg, _core(cfg, lv), profile))
+                ),
+                atomic=True,
+                cleanup_on_fail=True,
+                timeout=900,
+                max_history=HELM_HISTORY,
+                opts=k8s_opts(),
+            )
+            if cfg.support.grafana is not None:
+                self._grafana(name, args, namespace, labels, k8s_opts)
+        self.register_outputs(
+            {
+                "prometheus": self.prometheus.name if self.prometheus else None,
+                "grafana": self.grafana.name if self.grafana else None,
+            }
+        )
+
+    def _grafana(
+        self,
+        name: str,
+        args: SupportArgs,
+        namespace: pulumi.Output[str],
+        labels: pulumi.Output[Mapping[str, str]],
+        k8s_opts: Any,
+    ) -> None:
+        cfg = args.config
+        grafana = cfg.support.grafana
+        assert grafana is not None
+        # Generated once and kept in the state: the same password on every run, never in the stack file.
+        password = random.RandomPassword(
+            f"{name}-grafana-admin-password",
+            length=32,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.grafana_admin_password = pulumi.Output.secret(password.result)
+        admin = k8s.core.v1.Secret(
+            f"{name}-grafana-admin",
+            metadata={"name": GRAFANA_ADMIN_SECRET, "namespace": namespace},
+            type="Opaque",
+            string_data={"admin-user": "admin", "admin-password": self.grafana_admin_password},
+            opts=k8s_opts(),
+        )
+        if args.grafana_client_secret is None:
+            raise pulumi.RunError("grafana needs the secret key grafana_github_client_secret")
+        oauth = k8s.core.v1.Secret(
+            f"{name}-grafana-github-oauth",
+            metadata={"name": GRAFANA_OAUTH_SECRET, "namespace": namespace},
+            type="Opaque",
+            string_data={GRAFANA_OAUTH_KEY: pulumi.Output.secret(args.grafana_client_secret)},
+            opts=k8s_opts(),
+        )
+        board_data = dashboards()
+        boards = k8s.core.v1.ConfigMap(
+            f"{name}-grafana-dashboards",
+            metadata={"name": DASHBOARDS_CONFIGMAP, "namespace": namespace},
+            data=board_data,
+            opts=k8s_opts(),
+        )
+        self.grafana = k8s.helm.v3.Release(
+            f"{name}-grafana",
+            name=GRAFANA_RELEASE,
+            chart="grafana",
+            version=grafana.chart_version,
+            repository_opts={"repo": GRAFANA_CHART_REPO},
+            namespace=namespace,
+            values=labels.apply(lambda lv: grafana_values(cfg, _core(cfg, lv))),
+            atomic=True,
+            cleanup_on_fail=True,
+            timeout=600,
+            max_history=HELM_HISTORY,
+            opts=k8s_opts([*args.depends_on, admin, oauth, boards]),
+        )
+        if cfg.dns.provider == "designate":
+            zone = openstack.dns.get_dns_zone_output(
+                name=cfg.dns.zone, opts=pulumi.InvokeOutputOptions(parent=self)
+            )
+            self.dns_record = openstack.dns.RecordSet(
+                f"{name}-grafana-dns",
+                zone_id=zone.id,
+                name=f"{grafana.host}.",
+                type="A",
+                records=[args.address],
+                ttl=cfg.dns.ttl,
+                description="grafana of the BinderHub site (managed by Pulumi)",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+
+def _validated(chart: str, values: dict[str, Any]) -> dict[str, Any]:
+    from jetstream_binderhub.schemas import available, validate_chart_values
+
+    if chart in available() and (problems := validate_chart_values(chart, values)):
+        raise pulumi.RunError(
+            f"the {chart} chart would refuse these values:\n" + "\n".join(f"  {p}" for p in problems)
+        )
+    return values
