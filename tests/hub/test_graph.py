@@ -37,7 +37,7 @@ def test_every_kubernetes_resource_uses_the_cluster_provider(
     hub_config["binderhub"]["registry"]["private"] = True
     layer = plan_hub(hub_config, secrets={"registry_password": PASSWORD, "github_token": TOKEN}).layer
     k8s = [r for r in layer.resources if r.custom and r.type.startswith("kubernetes:")]
-    assert len([r for r in k8s if r.type == SECRET]) == 3
+    assert len([r for r in k8s if r.type == SECRET and r.parent == "binderhub"]) == 3
     assert {r.type for r in k8s} >= {
         RELEASE,
         SECRET,
@@ -203,7 +203,10 @@ def test_floating_ip_is_protected_and_given_to_the_load_balancer(
 
 def test_designate_records_point_at_the_floating_ip(plan_hub: PlanHub, hub_config: dict[str, Any]) -> None:
     run = plan_hub(hub_config)
-    records = {r.inputs["name"]: r.inputs for r in run.layer.resources if r.type == RECORD_SET}
+    # Grafana's record belongs to the support component (tests/hub/test_support_monitoring.py).
+    records = {
+        r.inputs["name"]: r.inputs for r in run.layer.resources if r.type == RECORD_SET and r.parent == "dns"
+    }
     assert set(records) == {
         "binder.cis230085.projects.jetstream-cloud.org.",
         "hub.cis230085.projects.jetstream-cloud.org.",
@@ -220,8 +223,13 @@ def test_designate_records_point_at_the_floating_ip(plan_hub: PlanHub, hub_confi
 def test_explicit_zone_overrides_the_allocation(plan_hub: PlanHub, hub_config: dict[str, Any]) -> None:
     hub_config["dns"] = {"provider": "designate", "zone": "pythia.org.", "ttl": 60}
     hub_config["binderhub"].update(host="binder.pythia.org", hub_host="hub.binder.pythia.org")
+    hub_config["support"]["monitoring"]["grafana"]["host"] = "grafana.pythia.org"
     records = [r.inputs for r in plan_hub(hub_config).layer.resources if r.type == RECORD_SET]
-    assert {r["name"] for r in records} == {"binder.pythia.org.", "hub.binder.pythia.org."}
+    assert {r["name"] for r in records} == {
+        "binder.pythia.org.",
+        "hub.binder.pythia.org.",
+        "grafana.pythia.org.",
+    }
     assert {r["zone_id"] for r in records} == {"<id of Designate zone pythia.org.>"}
     assert {r["ttl"] for r in records} == {60}
 
@@ -286,7 +294,7 @@ def test_planted_secrets_never_reach_the_plan(plan_hub: PlanHub, hub_config: dic
     for text in texts:
         for leaked in (PASSWORD, TOKEN, auth, base64.b64encode(PASSWORD.encode()).decode()):
             assert leaked not in text
-    secrets = {r.name: r.inputs for r in run.layer.resources if r.type == SECRET}
+    secrets = {r.name: r.inputs for r in run.layer.resources if r.type == SECRET and r.parent == "binderhub"}
     assert set(secrets) == {"binderhub-registry-push", "binderhub-registry-pull", "binderhub-github-token"}
     assert all(s["string_data"] == "[secret]" for s in secrets.values())
     assert secrets["binderhub-registry-pull"]["type"] == "kubernetes.io/dockerconfigjson"
@@ -347,17 +355,20 @@ def test_outputs_name_both_urls_the_ip_and_the_names(plan_hub: PlanHub, hub_conf
     assert run.output("jupyterhub_url") == "https://hub.cis230085.projects.jetstream-cloud.org"
     assert run.output("dns_provider") == "designate"
     assert run.output("letsencrypt") == "production"
-    assert not any(o.secret for o in run.layer.outputs)
+    # The one secret output is Grafana's generated admin password.
+    assert [o.name for o in run.layer.outputs if o.secret] == ["grafana_admin_password"]
 
 
 def test_two_plans_in_one_process_do_not_leak(plan_hub: PlanHub, hub_config: dict[str, Any]) -> None:
     first = plan_hub(hub_config).layer
     hub_config["dns"] = {"provider": "external"}
     hub_config["binderhub"].update(host="binder.projectpythia.org", hub_host="hub.projectpythia.org")
+    hub_config["support"]["monitoring"]["grafana"]["host"] = "grafana.projectpythia.org"
     second = plan_hub(hub_config).layer
-    assert len([r for r in first.resources if r.type == RECORD_SET]) == 2
+    assert len([r for r in first.resources if r.type == RECORD_SET]) == 3
     assert not [r for r in second.resources if r.type == RECORD_SET]
-    assert len(second.resources) == len(first.resources) - 3  # the DNS component and its two records
+    # The DNS component, its two records and Grafana's.
+    assert len(second.resources) == len(first.resources) - 4
 
 
 def test_no_token_changes_between_runs(plan_hub: PlanHub, hub_config: dict[str, Any]) -> None:

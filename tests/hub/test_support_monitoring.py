@@ -204,5 +204,7 @@ def test_the_program_itself_refuses_grafana_without_its_client_secret(hub_config
             config=config,
             secret_keys=[f"{HUB_PROJECT}:registry_password"],
         )
-    assert "pulumi -C binderhub config set --secret grafana_github_client_secret -s jetstream2" in str(err.value)
+    assert "pulumi -C binderhub config set --secret grafana_github_client_secret -s jetstream2" in str(
+        err.value
+    )
     assert PASSWORD not in str(err.value)
