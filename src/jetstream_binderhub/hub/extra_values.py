@@ -179,6 +179,8 @@ _TYPED_KEYS: tuple[tuple[Path, str | None], ...] = (
         for var in ("ADDRESS", "PUBLIC_ADDRESS", "PROXY_ADDRESS", "AUTH__TYPE", "CLUSTER__OPTIONS__IMAGE")
     ),
     (("jupyterhub", "hub", "extraConfig", "20-gpu-servers"), "gpu"),
+    (("jupyterhub", "hub", "authenticatePrometheus"), "support.monitoring.enabled"),
+    (("jupyterhub", "hub", "networkPolicy", "interNamespaceAccessLabels"), "support.monitoring.enabled"),
     *(
         (
             (("config", cls, "allowed_specs"), f"binderhub.limits.allowed_specs.{p}")
