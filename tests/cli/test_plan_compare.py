@@ -185,3 +185,71 @@ def test_markdown_without_compare_is_a_usage_error(repo: Path, tmp_path: Path) -
     result = runner.invoke(app, ["plan", "jetstream2", "--markdown", str(tmp_path / "x.md"), "-C", str(repo)])
     assert result.exit_code == 2
     assert "--markdown needs --compare" in result.stderr
+
+
+def _comment(repo: Path, tmp_path: Path) -> str:
+    git(repo, "commit", "-q", "-am", "change")
+    comment = tmp_path / "comment.md"
+    result = runner.invoke(
+        app, ["plan", "jetstream2", "--compare", "base", "--markdown", str(comment), "-C", str(repo)]
+    )
+    assert result.exit_code == 0, result.output
+    return comment.read_text()
+
+
+def _line(text: str, name: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith("- ") and f"`{name}`" in line)
+
+
+def test_a_label_fixed_at_creation_is_said_to_have_no_effect_on_the_running_cluster(
+    repo: Path, tmp_path: Path
+) -> None:
+    edit_site(repo, "    autoscaling: true\n", "    autoscaling: true\n    boot_volume_size_gb: 40\n")
+    text = _comment(repo, tmp_path)
+
+    template = _line(text, "pythia-binder-template")
+    assert "`labels.boot_volume_size`: fixed when the cluster was created" in template
+    assert "**no effect on the running cluster**" in template
+    assert "upgrades the running cluster" not in template
+    assert "✏️ update `pythia-binder-cluster`" in text and "cluster_template_id" in text
+    comparison = compare("jetstream2", repo, "base")
+    assert find_dangerous(comparison.layers) == [], "a new template the cluster moves to harms nobody"
+
+
+def test_a_new_image_is_called_an_upgrade_and_needs_allow_upgrade(repo: Path, tmp_path: Path) -> None:
+    edit_site(
+        repo,
+        "    control_plane:\n",
+        "    image: ubuntu-jammy-kube-v1.34.1-260301-1200\n    control_plane:\n",
+    )
+    text = _comment(repo, tmp_path)
+
+    template = _line(text, "pythia-binder-template")
+    assert "**upgrades the running cluster**: every node group's nodes are replaced one at a time" in template
+    assert "`--allow-upgrade`" in template
+    comparison = compare("jetstream2", repo, "base")
+    assert [d.name for d in find_dangerous(comparison.layers)] == ["cluster:upgrade"]
+
+
+def test_a_default_worker_flavor_change_is_said_to_replace_the_cluster(repo: Path, tmp_path: Path) -> None:
+    edit_site(repo, "flavor: m3.quad", "flavor: m3.medium")
+    text = _comment(repo, tmp_path)
+
+    cluster = _line(text, "pythia-binder-cluster")
+    assert cluster.startswith("- ⚠️ **REPLACE** `pythia-binder-cluster`")
+    assert "`flavor` is `default-worker`'s, fixed when the cluster is created: a new cluster" in cluster
+
+
+def test_an_autoscaled_default_worker_range_says_how_to_set_it(repo: Path, tmp_path: Path) -> None:
+    path = repo / "Pulumi.jetstream2.yaml"
+    text = path.read_text()
+    old = "      flavor: m3.quad\n      min_count: 1\n      max_count: 1\n"
+    assert old in text
+    path.write_text(text.replace(old, "      flavor: m3.quad\n      min_count: 1\n      max_count: 3\n"))
+    comment = _comment(repo, tmp_path)
+
+    assert "No changes." in comment, "nothing Pulumi sends changes: the range lives on the group"
+    assert (
+        "`openstack coe nodegroup update pythia-binder default-worker replace min_node_count=1 "
+        "max_node_count=3`" in comment
+    )

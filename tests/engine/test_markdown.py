@@ -264,3 +264,14 @@ def test_template_created_before_the_old_one_is_deleted_reads_as_an_upgrade() ->
     risky = line_about(render_markdown([template(True)], site="s"), "t")
     assert "deleted **before** the new one exists" in risky
     assert "created first" not in risky
+
+
+def test_a_live_template_replacement_says_what_reaches_the_running_cluster() -> None:
+    text = render_markdown([layer("template_create_first.jsonl", "cluster")], site="pythia")
+
+    template = line_about(text, "pythia-template")
+    assert "**upgrades the running cluster**" in template and "`--allow-upgrade`" in template
+    # The driver ignores kube_tag, and any other label is frozen into the cluster at creation.
+    assert "`labels.kube_tag`: fixed when the cluster was created, **no effect on the running cluster**" in (
+        template
+    )

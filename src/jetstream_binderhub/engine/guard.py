@@ -41,11 +41,11 @@ ALLOW_UPGRADE_FLAG = "--allow-upgrade"
 UPGRADE_TOKEN = "upgrade"
 """Danger name suffix (`<layer>:upgrade`) of a Kubernetes upgrade of the running cluster."""
 
-_ROLLING_TEMPLATE_KEYS = ("image", "capi_helm_chart_version", "network_driver")
-"""Template settings that reach a running cluster: the driver reads the image, the chart version and the
-network driver (the CNI) from the cluster's *current* template, every other label from the copy Magnum
-made at creation (magnum-capi-helm ``driver.py`` ``_get_image_details``, ``_get_chart_version``,
-``_get_network_driver``, ``_label``)."""
+_ROLLING_TEMPLATE_KEYS = ("image", "capi_helm_chart_version", "network_driver", "external_network_id")
+"""Template settings that reach a running cluster: the driver reads the image, the chart version, the
+network driver (the CNI) and the external network from the cluster's *current* template, every label
+from the copy Magnum made at creation (magnum-capi-helm ``driver.py`` ``_get_image_details``,
+``_get_chart_version``, ``_get_network_driver``, ``_update_helm_release``, ``_label``)."""
 
 _CLUSTER_KEYS = {
     "master_flavor": "cluster.control_plane.flavor",
@@ -224,6 +224,11 @@ def _hub_message(change: ResourceChange, noun: str, consequence: str) -> str:
         f"{what} would be REPLACED because {_causes(change)} forces a new one: {consequence}. Revert that "
         f"change, or pass {_allow(change)} if the outage is intended."
     )
+
+
+def rolling_keys(change: ResourceChange) -> list[str]:
+    """The changed template settings that reach the running cluster (see _ROLLING_TEMPLATE_KEYS)."""
+    return _rolling_keys(change)
 
 
 def _rolling_keys(change: ResourceChange) -> list[str]:

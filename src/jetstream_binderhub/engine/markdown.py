@@ -20,7 +20,8 @@ from jetstream_binderhub.engine.changes import (
     ResourceChange,
     clean_text,
 )
-from jetstream_binderhub.engine.guard import TEMPLATE_TYPE
+from jetstream_binderhub.engine.guard import ALLOW_UPGRADE_FLAG, TEMPLATE_TYPE, rolling_keys
+from jetstream_binderhub.naming import CLUSTER_TYPE, snake_case
 
 COMMENT_LIMIT = 65_536
 """GitHub refuses issue and pull-request comments longer than this."""
@@ -104,6 +105,52 @@ def _keys(change: ResourceChange, keys: list[str], *, values: bool, limit: int) 
     return ", ".join(parts)
 
 
+_TEMPLATE_BOOKKEEPING = {"name"}
+"""Template keys that say nothing about the cluster (the name follows the content)."""
+_TEMPLATE_ALSO_ON_CLUSTER = {"flavor", "master_flavor", "keypair_id", "fixed_network", "fixed_subnet"}
+"""Template keys the cluster sets itself too: a change shows (as a replacement) on the cluster's line."""
+
+
+def _top_key(key: str) -> str:
+    return snake_case(re.split(r"[.\[]", key, maxsplit=1)[0])
+
+
+def _effect(change: ResourceChange) -> str:
+    """What a change to the Magnum template or cluster does to the *running* cluster, in words.
+
+    Magnum copies a template's labels into the cluster when it creates it and never updates the copy;
+    the driver reads only the image, chart version, network driver and external network from the
+    current template (docs/operations.md). A changed label is a new template and nothing more."""
+    if change.type == TEMPLATE_TYPE and change.op in (ChangeOp.REPLACE, ChangeOp.UPDATE):
+        rolling = rolling_keys(change)
+        frozen = [
+            k
+            for k in change.changed_keys
+            if k not in rolling and _top_key(k) not in _TEMPLATE_BOOKKEEPING | _TEMPLATE_ALSO_ON_CLUSTER
+        ]
+        text = ""
+        if rolling:
+            text += (
+                " — **upgrades the running cluster**: every node group's nodes are replaced one at a time, "
+                f"ending the sessions on them (`up` needs `{ALLOW_UPGRADE_FLAG}`)"
+            )
+        if frozen:
+            keys = ", ".join(_code(k) for k in frozen[:_COMPACT_KEYS])
+            more = f" and {len(frozen) - _COMPACT_KEYS} more" if len(frozen) > _COMPACT_KEYS else ""
+            text += (
+                f" — {keys}{more}: fixed when the cluster was created, **no effect on the running cluster** "
+                "(only a new cluster gets it)"
+            )
+        return text
+    if change.type == CLUSTER_TYPE and change.op is ChangeOp.REPLACE:
+        if any(_top_key(k) == "flavor" for k in change.replace_causes):
+            return (
+                " — `flavor` is `default-worker`'s, fixed when the cluster is created: a new cluster; to give "
+                "users another flavor, add a node group instead"
+            )
+    return ""
+
+
 def _line(change: ResourceChange, *, compact: bool) -> str:
     limit = _COMPACT_KEYS if compact else _FULL_KEYS
     values = not compact
@@ -121,6 +168,7 @@ def _line(change: ResourceChange, *, compact: bool) -> str:
         elif change.delete_before_replace is False and change.type == TEMPLATE_TYPE:
             # The expected shape of every Kubernetes upgrade: reviewers should not read it as an outage.
             text += " — the new template is created first and the cluster moves to it in place"
+        text += _effect(change)
         if change.type == "pulumi:providers:kubernetes":
             text += " — every Kubernetes resource it manages is re-created with it"
         elif change.is_provider:
