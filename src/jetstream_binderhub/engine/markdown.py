@@ -142,12 +142,15 @@ def _effect(change: ResourceChange) -> str:
                 "(only a new cluster gets it)"
             )
         return text
-    if change.type == CLUSTER_TYPE and change.op is ChangeOp.REPLACE:
-        if any(_top_key(k) == "flavor" for k in change.replace_causes):
-            return (
-                " — `flavor` is `default-worker`'s, fixed when the cluster is created: a new cluster; to give "
-                "users another flavor, add a node group instead"
-            )
+    if (
+        change.type == CLUSTER_TYPE
+        and change.op is ChangeOp.REPLACE
+        and any(_top_key(k) == "flavor" for k in change.replace_causes)
+    ):
+        return (
+            " — `flavor` is `default-worker`'s, fixed when the cluster is created: a new cluster; to give "
+            "users another flavor, add a node group instead"
+        )
     return ""
 
 
