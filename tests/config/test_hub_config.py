@@ -190,3 +190,50 @@ def test_every_problem_is_reported_in_one_pass(hub: dict[str, Any]) -> None:
         "binderhub.registry.image_prefix",
         "placement.user_node_group",
     ]
+
+
+def test_registry_visibility_follows_the_provider_unless_set(hub: dict[str, Any]) -> None:
+    registry = hub["binderhub"]["registry"]
+    assert "private" not in registry
+    # Quay makes a pushed repository private: the shipped site's user pods must get the pull secret.
+    assert parse_hub_stack(hub, node_groups=LABELS).binderhub.registry.pulls_need_secret is True
+    registry["private"] = False
+    assert parse_hub_stack(hub, node_groups=LABELS).binderhub.registry.pulls_need_secret is False
+    hub["binderhub"]["registry"] = {
+        "provider": "dockerhub",
+        "username": "pythia",
+        "image_prefix": "docker.io/projectpythia/binder-",
+    }
+    assert parse_hub_stack(hub, node_groups=LABELS).binderhub.registry.pulls_need_secret is False
+
+
+def test_builder_resources_are_kubernetes_quantities_with_limits_above_requests(hub: dict[str, Any]) -> None:
+    builder = hub["binderhub"]["builder"]
+    builder["daemon_resources"] = {
+        "cpu_request": 2,
+        "cpu_limit": 1,
+        "memory_request": "1Gi",
+        "memory_limit": "4Gi",
+    }
+    builder["build_pod_resources"] = {"cpu_request": 0.1, "memory_request": "2K"}
+    lines = errors(hub)
+    assert any(
+        line.startswith("binderhub.builder.daemon_resources.cpu_limit: is below cpu_request (2)")
+        for line in lines
+    ), lines
+    # `K` is KubeSpawner's spelling; the Kubernetes API refuses it in a pod's resources.
+    assert any(
+        line.startswith("binderhub.builder.build_pod_resources.memory_request: must be a Kubernetes memory")
+        for line in lines
+    ), lines
+    builder["daemon_resources"] = {"cpu_request": 1, "memory_request": "8Gi", "memory_limit": "4G"}
+    builder["build_pod_resources"] = {"cpu_request": 0.1, "memory_request": "512Mi"}
+    assert keys(hub) == ["binderhub.builder.daemon_resources.memory_limit"]
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://projectpythia.org/", "projectpythia.org", "https://*.projectpythia.org", "*, null"]
+)
+def test_cors_origin_is_star_or_one_origin(hub: dict[str, Any], origin: str) -> None:
+    hub["binderhub"]["cors_allow_origin"] = origin
+    assert keys(hub) == ["binderhub.cors_allow_origin"]

@@ -192,12 +192,22 @@ def test_floating_ip_is_protected_and_given_to_the_load_balancer(
     fip = run.resource(FLOATING_IP)
     assert fip.inputs["pool"] == "public"
     assert fip.options["protect"] is True
-    assert "port_id" in fip.options["ignore_changes"]
+    # The cloud controller attaches it to the load balancer's port; the program never names a port, so
+    # (port_id and fixed_ip being Optional+Computed in the provider) no plan moves it back.
+    assert not {"port_id", "fixed_ip"} & set(fip.inputs)
+    assert not fip.options.get("ignore_changes")
     address = "<ingress-floating-ip.address>"
     # The chart copies service.spec into the controller's Service verbatim: this is the rendered spec.
     service = run.values("ingress-release")["service"]
-    assert service["spec"] == {"type": "LoadBalancer", "loadBalancerIP": address}
-    assert service["annotations"]["loadbalancer.openstack.org/keep-floatingip"] == "true"
+    assert service["spec"] == {
+        "type": "LoadBalancer",
+        "loadBalancerIP": address,
+        "externalTrafficPolicy": "Local",
+    }
+    assert service["annotations"] == {
+        "loadbalancer.openstack.org/keep-floatingip": "true",
+        "loadbalancer.openstack.org/enable-health-monitor": "true",
+    }
     assert run.output("ingress_ip") == address
 
 
@@ -281,6 +291,7 @@ def test_binderhub_waits_for_certificates_ingress_and_credentials(
         "cert-manager-issuer",
         "ingress-release",
         "binderhub-registry-push",
+        "binderhub-registry-pull",
     }
 
 
@@ -430,3 +441,50 @@ def test_a_group_missing_from_the_live_cluster_stops_the_program(
     }
     with pytest.raises(Exception, match=r"placement\.user_node_group: unknown node group 'user-m3.large'"):
         plan_hub(hub_config, cluster_outputs=outputs)
+
+
+def test_traefik_keeps_websockets_open_and_client_addresses(
+    plan_hub: PlanHub, hub_config: dict[str, Any]
+) -> None:
+    values = plan_hub(hub_config).values("ingress-release")
+    assert values["ports"]["websecure"]["transport"]["respondingTimeouts"] == {
+        "readTimeout": 600,
+        "idleTimeout": 600,
+    }
+    # One controller on the shipped site's one-node core group, so no disruption budget to stall a drain.
+    assert values["deployment"]["replicas"] == 1
+    assert "podDisruptionBudget" not in values
+    hub_config["ingress"]["preserve_client_ip"] = False
+    service = plan_hub(hub_config).values("ingress-release")["service"]
+    assert "externalTrafficPolicy" not in service["spec"]
+    assert "loadbalancer.openstack.org/enable-health-monitor" not in service["annotations"]
+
+
+def test_two_traefik_replicas_need_a_core_group_of_two_nodes(
+    plan_hub: PlanHub, hub_config: dict[str, Any], cluster_config: dict[str, Any]
+) -> None:
+    hub_config["ingress"]["replicas"] = 2
+    with pytest.raises(ConfigError) as err:
+        plan_hub(hub_config)
+    assert [line.split(":", 1)[0] for line in err.value.lines()] == ["ingress.replicas"]
+    assert "'default-worker' of at most 1 node(s)" in err.value.lines()[0]
+    cluster_config["cluster"]["default_worker"]["max_count"] = 2
+    values = plan_hub(hub_config, cluster=cluster_config).values("ingress-release")
+    assert values["podDisruptionBudget"] == {"enabled": True, "maxUnavailable": 1}
+    term = values["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    # The chart's selector labels (traefik-helm-chart traefik/templates/_helpers.tpl).
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "traefik",
+        "app.kubernetes.io/instance": "traefik-traefik",
+    }
+
+
+def test_shipped_site_gives_user_pods_the_quay_pull_secret(
+    plan_hub: PlanHub, hub_config: dict[str, Any]
+) -> None:
+    run = plan_hub(hub_config)
+    pull = run.resource(SECRET, "binderhub-registry-pull")
+    assert pull.inputs["type"] == "kubernetes.io/dockerconfigjson"
+    assert pull.inputs["metadata"]["name"] == "binderhub-registry-pull"
+    assert run.values()["jupyterhub"]["singleuser"]["image"] == {"pullSecrets": ["binderhub-registry-pull"]}

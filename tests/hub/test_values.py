@@ -104,7 +104,8 @@ def test_every_registry_choice_validates_and_is_wired(kind: str, hub_config: dic
     assert cfg.binderhub.registry.auth_url == auth_key
     assert values["config"]["BinderHub"]["image_prefix"] == REGISTRIES[kind]["image_prefix"]
     pull = values["jupyterhub"]["singleuser"].get("image", {}).get("pullSecrets")
-    assert pull == (["binderhub-registry-pull"] if REGISTRIES[kind].get("private") else None)
+    # Unset `private` follows what the registry does with a newly pushed repository.
+    assert pull == (None if kind == "dockerhub" else ["binderhub-registry-pull"])
 
 
 @pytest.mark.parametrize(
@@ -185,3 +186,38 @@ def test_null_in_extra_values_removes_a_chart_default(hub_config: dict[str, Any]
     hub_config["binderhub"]["extra_values"] = {"jupyterhub": {"hub": {"services": None}}}
     values = binderhub_values(config(hub_config), LABELS, github_token=False)
     assert "jupyterhub.hub: 'services' is a required property" in problems(values)
+
+
+def test_builder_daemon_and_build_pods_get_their_resources(hub_config: dict[str, Any]) -> None:
+    hub_config["binderhub"]["builder"]["build_pod_resources"] = {
+        "cpu_request": 0.2,
+        "memory_request": "1Gi",
+        "memory_limit": "2Gi",
+    }
+    values = binderhub_values(config(hub_config), LABELS, github_token=False)
+    assert problems(values) == []
+    # The chart puts dind.resources on the daemonset container, where every build's steps run.
+    assert values["dind"]["resources"] == {
+        "requests": {"cpu": "0.5", "memory": "1Gi"},
+        "limits": {"cpu": "4", "memory": "4Gi"},
+    }
+    assert values["config"]["KubernetesBuildExecutor"]["resources"] == {
+        "requests": {"cpu": "0.2", "memory": "1Gi"},
+        "limits": {"memory": "2Gi"},
+    }
+    hub_config["binderhub"]["builder"] = {"type": "pink"}
+    values = binderhub_values(config(hub_config), LABELS, github_token=False)
+    assert values["pink"]["resources"]["limits"] == {"cpu": "4", "memory": "4Gi"}
+
+
+def test_cors_reaches_binderhub_and_the_spawner_only_when_set(hub_config: dict[str, Any]) -> None:
+    hub_config["binderhub"]["cors_allow_origin"] = "https://projectpythia.org"
+    values = binderhub_values(config(hub_config), LABELS, github_token=False)
+    assert problems(values) == []
+    assert values["config"]["BinderHub"]["cors_allow_origin"] == "https://projectpythia.org"
+    spawner = values["jupyterhub"]["hub"]["config"]["BinderSpawnerMixin"]
+    assert spawner == {"cors_allow_origin": "https://projectpythia.org"}
+    del hub_config["binderhub"]["cors_allow_origin"]
+    values = binderhub_values(config(hub_config), LABELS, github_token=False)
+    assert "cors_allow_origin" not in values["config"]["BinderHub"]
+    assert "config" not in values["jupyterhub"]["hub"]

@@ -83,6 +83,9 @@ _IMAGE_PREFIX_TAIL = re.compile(r"^[a-z0-9]+([._-]+[a-z0-9]+)*[._-]*$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?([KMGT]i?)?$")
 _MEMORY_FACTORS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _MEMORY_FACTORS |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+# Kubernetes quantities spell decimal kilo `k`; KubeSpawner's `K` is refused by the API server.
+_KUBE_MEMORY = re.compile(r"^\d+(\.\d+)?(k|M|G|T|Ki|Mi|Gi|Ti)?$")
+_ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:\d{1,5})?$")
 # Let's Encrypt refuses account contacts at reserved example domains ("invalidContact").
 _RESERVED_EMAIL_DOMAINS = ("example.com", "example.org", "example.net", "localhost")
 _RESERVED_EMAIL_TLDS = (".test", ".example", ".invalid", ".localhost", ".local")
@@ -145,6 +148,16 @@ def _memory_bytes(value: str) -> float:
     return float(number) * _MEMORY_FACTORS[match.group(2) or ""]
 
 
+def _kube_memory(value: str) -> str:
+    if not _KUBE_MEMORY.match(value):
+        raise ValueError("must be a Kubernetes memory quantity such as 512Mi, 1Gi or 2G")
+    return value
+
+
+def _kube_memory_bytes(value: str) -> float:
+    return _memory_bytes(value.replace("k", "K"))
+
+
 def _memory(value: str) -> str:
     if not _MEMORY.match(value):
         raise ValueError("must be a byte quantity such as 2G, 512M or 4Gi (the suffixes KubeSpawner accepts)")
@@ -155,6 +168,7 @@ ReleaseName = Annotated[str, AfterValidator(_rfc1123_name)]
 Hostname = Annotated[str, AfterValidator(_hostname)]
 Image = Annotated[str, AfterValidator(_exact_image)]
 Memory = Annotated[str, AfterValidator(_memory)]
+KubeMemory = Annotated[str, AfterValidator(_kube_memory)]
 
 
 class Placement(Model):
@@ -192,7 +206,33 @@ class IngressConfig(Model):
         default="traefik",
         description="IngressClass the controller owns and every ingress of this layer uses.",
     )
-    replicas: int = Field(default=1, ge=1, le=10, description="Controller pods.")
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description=(
+            "Controller pods. With 2 or more they prefer different nodes and get a disruption budget of one "
+            "pod; that needs a core group of at least as many nodes (a one-node group would stall draining "
+            "it), so the plan refuses more replicas than the core group's max_count."
+        ),
+    )
+    timeout_seconds: int = Field(
+        default=600,
+        ge=60,
+        le=86400,
+        description=(
+            "Read and idle timeouts of the HTTPS entry point. Traefik's defaults (60 s read, 180 s idle) cut "
+            "quiet notebook websockets; mybinder.org runs 600."
+        ),
+    )
+    preserve_client_ip: bool = Field(
+        default=True,
+        description=(
+            "`externalTrafficPolicy: Local` on the load balancer Service, so the hub and BinderHub see "
+            "users' addresses rather than a node's (2i2c runs this); the load balancer then health-checks "
+            "nodes and sends traffic only to those running a controller pod."
+        ),
+    )
     floating_ip_pool: str | None = Field(
         default=None,
         description=(
@@ -323,9 +363,13 @@ class RegistryConfig(Model):
             "`quay.io/projectpythia/binder-`. BinderHub strips the host and needs the project level."
         )
     )
-    private: bool = Field(
-        default=False,
-        description="Images are private: user pods get a pull secret made from the same credentials.",
+    private: bool | None = Field(
+        default=None,
+        description=(
+            "Images are private: user pods get a pull secret made from the same credentials. Unset follows "
+            "the provider: private for quay (Quay creates pushed repositories private), ghcr, harbor and oci; "
+            "public for dockerhub."
+        ),
     )
     token_url: str | None = Field(
         default=None,
@@ -350,6 +394,16 @@ class RegistryConfig(Model):
                 f"required for provider {provider}: there is no well-known registry to default to"
             )
         return value
+
+    @property
+    def pulls_need_secret(self) -> bool:
+        """Whether user pods need the pull secret: `private`, else what the provider does with a new
+        repository. Quay makes pushed repositories private whatever the plan (2i2c-org/infrastructure
+        docs/howto/features/imagebuilding.md); a pull secret costs nothing on a public image, so an
+        unknown registry gets one too."""
+        if self.private is not None:
+            return self.private
+        return self.provider != "dockerhub"
 
     @property
     def api_url(self) -> str:
@@ -385,6 +439,58 @@ class RegistryConfig(Model):
         }.get(self.provider)
 
 
+class PodResources(Model):
+    """CPU and memory of one container, as Kubernetes requests and limits."""
+
+    cpu_request: float = Field(gt=0, description="CPU reserved (cores).")
+    cpu_limit: float | None = Field(
+        default=None, gt=0, description="Most CPU it may use (cores; unset: no cap)."
+    )
+    memory_request: KubeMemory = Field(description="Memory reserved, e.g. 1Gi.")
+    memory_limit: KubeMemory | None = Field(
+        default=None, description="Memory at which it is killed, e.g. 4Gi (unset: no cap)."
+    )
+
+    @field_validator("cpu_limit")
+    @classmethod
+    def _cpu_limit(cls, value: float | None, info: ValidationInfo) -> float | None:
+        request = info.data.get("cpu_request")
+        if value is not None and request is not None and request > value:
+            raise ValueError(
+                f"is below cpu_request ({request:g}); Kubernetes rejects a request above its limit"
+            )
+        return value
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_limit(cls, value: str | None, info: ValidationInfo) -> str | None:
+        request = info.data.get("memory_request")
+        if (
+            value is not None
+            and request is not None
+            and _kube_memory_bytes(request) > _kube_memory_bytes(value)
+        ):
+            raise ValueError(
+                f"is below memory_request ({request}); Kubernetes rejects a request above its limit"
+            )
+        return value
+
+    def kubernetes(self) -> dict[str, dict[str, str]]:
+        """The `resources` block of a container spec."""
+        requests = {"cpu": f"{self.cpu_request:g}", "memory": self.memory_request}
+        limits = {}
+        if self.cpu_limit is not None:
+            limits["cpu"] = f"{self.cpu_limit:g}"
+        if self.memory_limit is not None:
+            limits["memory"] = self.memory_limit
+        return {"requests": requests, "limits": limits} if limits else {"requests": requests}
+
+
+# mybinder.org-deploy mybinder/values.yaml: the dind daemonset and the repo2docker build pod.
+DAEMON_RESOURCES = PodResources(cpu_request=0.5, cpu_limit=4, memory_request="1Gi", memory_limit="4Gi")
+BUILD_POD_RESOURCES = PodResources(cpu_request=0.1, cpu_limit=1, memory_request="2G", memory_limit="2G")
+
+
 class BuilderConfig(Model):
     """How images are built on nodes whose container runtime is containerd (no host Docker socket)."""
 
@@ -406,6 +512,31 @@ class BuilderConfig(Model):
         description=(
             "MTU of the docker-in-docker bridge; at most the pod network's MTU (Calico on a tenant network "
             "leaves less than 1500), or large downloads in builds stall. dind only."
+        ),
+    )
+
+    daemon_resources: PodResources = Field(
+        default=DAEMON_RESOURCES,
+        description=(
+            "The builder daemonset's pod on each user node. Every build's steps (postBuild included) run "
+            "inside it, so its limits cap all builds on a node together and keep them from starving user "
+            "servers (default: mybinder.org's 0.5 CPU/1Gi requested, 4 CPU/4Gi limit)."
+        ),
+    )
+    build_pod_resources: PodResources = Field(
+        default=BUILD_POD_RESOURCES,
+        description=(
+            "Each build pod, which runs repo2docker: clones the repository and sends the build context to "
+            "the daemon; the build itself runs in the daemon (default: mybinder.org's 0.1 CPU/2G "
+            "requested, 1 CPU/2G limit)."
+        ),
+    )
+    network_policy: bool = Field(
+        default=True,
+        description=(
+            "A NetworkPolicy on the builder daemonset and the build pods: no inbound traffic, DNS inside the "
+            "cluster, and outbound only to public addresses (never the cloud metadata service "
+            "169.254.169.254 or private ranges), as mybinder.org fences builds."
         ),
     )
 
@@ -566,6 +697,15 @@ class BinderHubConfig(Model):
     about_message: str | None = Field(
         default=None, description="HTML added to the about page (who runs it, abuse contact)."
     )
+    cors_allow_origin: str | None = Field(
+        default=None,
+        description=(
+            "Origin allowed to call the BinderHub API and the launched servers from other pages "
+            "(`BinderHub.cors_allow_origin` and `BinderSpawnerMixin.cors_allow_origin`): `*` for in-page "
+            "live code such as Thebe on any site, an origin such as https://projectpythia.org for one site; "
+            "unset: same origin only."
+        ),
+    )
     extra_values: dict[str, Any] = Field(
         default_factory=dict,
         description=(
@@ -575,6 +715,16 @@ class BinderHubConfig(Model):
             "and so is anything that looks like a secret (values are shown in plans and stored in plain text)."
         ),
     )
+
+    @field_validator("cors_allow_origin")
+    @classmethod
+    def _origin(cls, value: str | None) -> str | None:
+        if value is not None and value != "*" and not _ORIGIN.match(value):
+            raise ValueError(
+                "must be `*` or one origin, scheme and host without a path (e.g. https://projectpythia.org): "
+                "browsers compare the Origin header with it verbatim"
+            )
+        return value
 
     @field_validator("hub_host")
     @classmethod

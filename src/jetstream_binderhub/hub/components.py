@@ -88,8 +88,11 @@ class IngressController(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=ing.protect_floating_ip,
-                # openstack-cloud-controller-manager associates it with the load balancer's VIP port.
-                ignore_changes=["port_id", "fixed_ip"],
+                # openstack-cloud-controller-manager associates it with the load balancer's VIP port. No
+                # ignore_changes is needed for that: port_id and fixed_ip are Optional+Computed in the
+                # provider (terraform-provider-openstack v3.4.0
+                # openstack/resource_openstack_networking_floatingip_v2.go), so leaving them out of the
+                # inputs keeps whatever the cloud set, and an update only moves the IP when they are set.
             ),
         )
         self.address = self.floating_ip.address
@@ -260,7 +263,7 @@ class BinderHub(pulumi.ComponentResource):
             opts=_k8s_opts(self, provider),
         )
         self.pull_secret = None
-        if reg.private:
+        if reg.pulls_need_secret:
             self.pull_secret = k8s.core.v1.Secret(
                 f"{name}-registry-pull",
                 metadata={"name": v.PULL_SECRET, "namespace": namespace},

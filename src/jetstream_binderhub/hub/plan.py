@@ -35,6 +35,12 @@ def _group_flavor(cluster: ClusterConfig, group: str) -> str | None:
     return next((g.flavor for g in cluster.node_groups if g.name == group), None)
 
 
+def _group_max(cluster: ClusterConfig, group: str) -> int | None:
+    if group == DEFAULT_WORKER:
+        return cluster.default_worker.max_count
+    return next((g.upper for g in cluster.node_groups if g.name == group), None)
+
+
 def cluster_fit_problems(cfg: HubStackConfig, cluster: ClusterStackConfig) -> list[Problem]:
     """What the cluster layer's config says cannot work: another profile, users larger than a node."""
     problems: list[Problem] = []
@@ -44,6 +50,16 @@ def cluster_fit_problems(cfg: HubStackConfig, cluster: ClusterStackConfig) -> li
                 "profile",
                 f"{cfg.profile!r} differs from the cluster layer's profile {cluster.profile!r}; both layers of a "
                 "site run on the same cloud",
+            )
+        )
+    core_max = _group_max(cluster.cluster, cfg.placement.core_node_group)
+    if core_max is not None and cfg.ingress.replicas > core_max:
+        problems.append(
+            Problem(
+                "ingress.replicas",
+                f"{cfg.ingress.replicas} controller pods on core group {cfg.placement.core_node_group!r} of at most "
+                f"{core_max} node(s): they would share a node, and their disruption budget would stall draining "
+                "it in an upgrade; raise that group's max_count or lower ingress.replicas",
             )
         )
     flavor_name = _group_flavor(cluster.cluster, cfg.placement.user_node_group)

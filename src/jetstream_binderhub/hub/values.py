@@ -75,10 +75,17 @@ def _jupyterhub_values(cfg: HubStackConfig, core: dict[str, str], user: dict[str
         "cloudMetadata": {"blockWithIptables": True},
         **policy,
     }
-    if cfg.binderhub.registry.private:
+    if cfg.binderhub.registry.pulls_need_secret:
+        # z2jh hands singleuser.image.pullSecrets to KubeSpawner.image_pull_secrets
+        # (zero-to-jupyterhub-k8s jupyterhub/files/hub/jupyterhub_config.py), which every launched pod gets.
         singleuser["image"] = {"pullSecrets": [PULL_SECRET]}
+    hub: dict[str, Any] = {"nodeSelector": core, **policy}
+    if cfg.binderhub.cors_allow_origin:
+        # The spawner passes it to the user's server as --ServerApp.allow_origin (binderhub
+        # binderspawner_mixin.py); the BinderHub API's own header is BinderHub.cors_allow_origin.
+        hub["config"] = {"BinderSpawnerMixin": {"cors_allow_origin": cfg.binderhub.cors_allow_origin}}
     return {
-        "hub": {"nodeSelector": core, **policy},
+        "hub": hub,
         "proxy": {
             # The ingress controller is the only entry point; the proxy gets no load balancer of its own.
             "service": {"type": "ClusterIP"},
@@ -130,6 +137,8 @@ def binderhub_values(cfg: HubStackConfig, labels: Mapping[str, str], *, github_t
         "build_node_selector": user,
         "per_repo_quota": limits.per_repo_quota,
     }
+    if bh.cors_allow_origin:
+        binderhub_config["cors_allow_origin"] = bh.cors_allow_origin
     if bh.banner_message:
         binderhub_config["banner_message"] = bh.banner_message
     if bh.about_message:
@@ -151,6 +160,8 @@ def binderhub_values(cfg: HubStackConfig, labels: Mapping[str, str], *, github_t
             "build_image": bh.builder.repo2docker_image,
             "node_selector": user,
             "push_secret": PUSH_SECRET,
+            # The repo2docker pod only; the build's own steps run in the daemon, capped below.
+            "resources": bh.builder.build_pod_resources.kubernetes(),
         },
     }
     if limits.total_quota is not None:
@@ -175,7 +186,8 @@ def binderhub_values(cfg: HubStackConfig, labels: Mapping[str, str], *, github_t
         "config": config,
         # containerd nodes have no Docker socket to borrow: builds run against a daemonset of our own.
         "imageBuilderType": bh.builder.type,
-        bh.builder.type: {"daemonset": daemonset},
+        # The chart's `<builder>.resources` go on the daemonset's container, where every build runs.
+        bh.builder.type: {"daemonset": daemonset, "resources": bh.builder.daemon_resources.kubernetes()},
         "extraVolumes": [
             {"name": "registry-credentials", "secret": {"secretName": PUSH_SECRET}},
         ],
@@ -201,9 +213,24 @@ def binderhub_values(cfg: HubStackConfig, labels: Mapping[str, str], *, github_t
 def traefik_values(cfg: HubStackConfig, labels: Mapping[str, str], load_balancer_ip: str) -> dict[str, Any]:
     """Values of the Traefik chart: a LoadBalancer Service on the given floating IP, HTTP redirected."""
     ing = cfg.ingress
-    return {
+    core = node_selector(cfg, labels, "core")
+    annotations = {
+        # The cloud controller never deletes a floating IP it did not create, but say so anyway:
+        # this address is Pulumi's, and DNS points at it.
+        "loadbalancer.openstack.org/keep-floatingip": "true",
+    }
+    spec: dict[str, Any] = {"type": "LoadBalancer", "loadBalancerIP": load_balancer_ip}
+    if ing.preserve_client_ip:
+        spec["externalTrafficPolicy"] = "Local"
+        # openstack-cloud-controller-manager: "A health monitor is required for services with
+        # externalTrafficPolicy: Local" (docs/openstack-cloud-controller-manager/expose-applications-using-
+        # loadbalancer-type-service.md); without one, nodes without a Traefik pod get traffic and drop it.
+        # The driver's create-monitor default may differ between releases, so ask per Service.
+        annotations["loadbalancer.openstack.org/enable-health-monitor"] = "true"
+    timeouts = {"readTimeout": ing.timeout_seconds, "idleTimeout": ing.timeout_seconds}
+    values: dict[str, Any] = {
         "deployment": {"replicas": ing.replicas},
-        "nodeSelector": node_selector(cfg, labels, "core"),
+        "nodeSelector": core,
         "ingressClass": {"enabled": True, "isDefaultClass": True, "name": ing.class_name},
         "providers": {
             "kubernetesIngress": {"publishedService": {"enabled": True}},
@@ -213,15 +240,11 @@ def traefik_values(cfg: HubStackConfig, labels: Mapping[str, str], load_balancer
             "kubernetesCRD": {"namespaces": [ing.namespace]},
         },
         "service": {
-            "annotations": {
-                # The cloud controller never deletes a floating IP it did not create, but say so anyway:
-                # this address is Pulumi's, and DNS points at it.
-                "loadbalancer.openstack.org/keep-floatingip": "true",
-            },
+            "annotations": annotations,
             # The chart copies `spec` into the Service verbatim. openstack-cloud-controller-manager attaches
             # the existing floating IP named by spec.loadBalancerIP to the new load balancer's VIP port
             # (there is no annotation for it), so a rebuilt load balancer comes back on the same address.
-            "spec": {"type": "LoadBalancer", "loadBalancerIP": load_balancer_ip},
+            "spec": spec,
         },
         "ports": {
             "web": {
@@ -232,9 +255,33 @@ def traefik_values(cfg: HubStackConfig, labels: Mapping[str, str], load_balancer
                         "entryPoint": {"to": "websecure", "scheme": "https", "permanent": True, "priority": 1}
                     }
                 }
-            }
+            },
+            # The chart turns these into --entryPoints.websecure.transport.respondingTimeouts.* flags
+            # (traefik-helm-chart v41.3.0 traefik/templates/_podtemplate.tpl).
+            "websecure": {"transport": {"respondingTimeouts": timeouts}},
         },
     }
+    if ing.replicas > 1:
+        values["podDisruptionBudget"] = {"enabled": True, "maxUnavailable": 1}
+        values["affinity"] = {
+            "podAntiAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 100,
+                        "podAffinityTerm": {
+                            "topologyKey": "kubernetes.io/hostname",
+                            "labelSelector": {
+                                "matchLabels": {
+                                    "app.kubernetes.io/name": "traefik",
+                                    "app.kubernetes.io/instance": f"{ing.release_name}-{ing.namespace}",
+                                }
+                            },
+                        },
+                    }
+                ]
+            }
+        }
+    return values
 
 
 def cert_manager_values(cfg: HubStackConfig, labels: Mapping[str, str]) -> dict[str, Any]:
