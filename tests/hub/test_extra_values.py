@@ -199,6 +199,16 @@ def test_no_chart_key_is_taken_for_a_secret_unless_it_holds_one() -> None:
             "binderhub.limits.banned_specs.gl instead",
         ),
         (
+            {"dind": {"resources": {"limits": {"memory": "64Gi"}}}},
+            "dind.resources.limits.memory: is set by the typed config: use binderhub.builder.daemon_resources "
+            "instead",
+        ),
+        (
+            {"jupyterhub": {"hub": {"config": {"BinderSpawnerMixin": {"cors_allow_origin": "*"}}}}},
+            "jupyterhub.hub.config.BinderSpawnerMixin.cors_allow_origin: is set by the typed config: use "
+            "binderhub.cors_allow_origin instead",
+        ),
+        (
             {"dind": {"daemonset": {"image": {"tag": "latest"}}}},
             "dind.daemonset.image.tag: is set by the typed config: use binderhub.builder (daemon_image, mtu)",
         ),

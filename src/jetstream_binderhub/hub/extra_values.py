@@ -152,8 +152,16 @@ _TYPED_KEYS: tuple[tuple[Path, str | None], ...] = (
     (("config", "DockerRegistry", "token_url"), "binderhub.registry.token_url"),
     (("config", "KubernetesBuildExecutor", "build_image"), "binderhub.builder.repo2docker_image"),
     (("imageBuilderType",), "binderhub.builder.type"),
+    (("config", "KubernetesBuildExecutor", "resources"), "binderhub.builder.build_pod_resources"),
     (("dind",), "binderhub.builder (daemon_image, mtu)"),
     (("pink",), "binderhub.builder (daemon_image, mtu)"),
+    (("dind", "resources"), "binderhub.builder.daemon_resources"),
+    (("pink", "resources"), "binderhub.builder.daemon_resources"),
+    (("config", "BinderHub", "cors_allow_origin"), "binderhub.cors_allow_origin"),
+    (
+        ("jupyterhub", "hub", "config", "BinderSpawnerMixin", "cors_allow_origin"),
+        "binderhub.cors_allow_origin",
+    ),
     (("extraConfig", "10-repo-providers"), "binderhub.limits.repo_providers"),
     (("extraEnv", "GITHUB_ACCESS_TOKEN"), "the secret github_token"),
     (("jupyterhub", "cull"), "binderhub.jupyterhub.cull"),
@@ -231,6 +239,7 @@ def _maximal_variants(cfg: HubStackConfig) -> list[HubStackConfig]:
             "builder": builder,
             "banner_message": bh.banner_message or "-",
             "about_message": bh.about_message or "-",
+            "cors_allow_origin": bh.cors_allow_origin or "*",
             "extra_values": {},
         }
         variants.append(cfg.model_copy(update={"binderhub": bh.model_copy(update=update)}))
