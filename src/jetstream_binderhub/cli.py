@@ -46,12 +46,24 @@ class LayerName(StrEnum):
     all = "all"
 
 
+def _site_name(value: str) -> str:
+    # Every command, before anything builds a path from the name (`../x` once wrote outside the sites).
+    from jetstream_binderhub.naming import site_name_problem
+
+    problem = site_name_problem(value)
+    if problem is not None:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
+    return value
+
+
 SiteArg = Annotated[
     str,
     typer.Argument(
         help="Site name: the stack whose config is Pulumi.<site>.yaml (e.g. jetstream2).",
         metavar="SITE",
         show_default=False,
+        callback=_site_name,
     ),
 ]
 ProjectDirOpt = Annotated[

@@ -49,6 +49,13 @@ class SiteNotFound(JetstreamBinderHubError):
     exit_code = 2
 
 
+class InvalidSiteName(JetstreamBinderHubError):
+    """A site name Pulumi would refuse as a stack name (or that would name a path outside the site's
+    place); nothing has been read or written."""
+
+    exit_code = 2
+
+
 class ConfigError(JetstreamBinderHubError):
     """The site configuration is invalid; nothing has been created."""
 

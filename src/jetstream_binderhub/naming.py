@@ -41,6 +41,41 @@ def allowed_replacements(value: str | None) -> frozenset[str]:
     return frozenset(name.rsplit("::", 1)[-1] for name in names if name)
 
 
+_STACK_NAME_CHARS = re.compile(r"[A-Za-z0-9_.-]*")
+MAX_SITE_NAME = 100
+
+
+def site_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a site name, or None. A site name is a Pulumi stack name, so Pulumi's rule
+    applies (pulumi/pulumi sdk/go/common/tokens/stack_name.go: letters, digits, `-`, `_`, `.`, at most
+    100); it also names files and a directory (`Pulumi.<site>.yaml`, the generated site's work
+    directory), so a name of periods only (`.`, `..`) is refused too."""
+    if not name:
+        return "a site name may not be empty"
+    if len(name) > MAX_SITE_NAME:
+        return f"a site name cannot exceed {MAX_SITE_NAME} characters (Pulumi's stack-name rule)"
+    end = _STACK_NAME_CHARS.match(name).end()  # type: ignore[union-attr]  # `*` always matches
+    if end != len(name):
+        return (
+            f"{name!r} is not a valid site name: a site name is a Pulumi stack name and may only contain "
+            f"letters, digits, hyphens, underscores and periods (invalid character {name[end]!r} at position "
+            f"{end})"
+        )
+    if set(name) == {"."}:
+        return f"{name!r} is not a valid site name: it would name a directory, not a site"
+    return None
+
+
+def check_site_name(name: str) -> str:
+    """`name`, or InvalidSiteName (exit 2) before any path is built from it."""
+    from jetstream_binderhub.errors import InvalidSiteName
+
+    problem = site_name_problem(name)
+    if problem is not None:
+        raise InvalidSiteName(problem)
+    return name
+
+
 RFC1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 RFC1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 

@@ -160,3 +160,21 @@ def test_unknown_hub_secret_is_refused(
             env=ready_env,
             stacks=t.FakeStacks(),
         )
+
+
+@pytest.mark.parametrize("name", ["../escape", "..", "a b", "x/../../y"])
+def test_a_site_name_pulumi_would_refuse_writes_nothing_anywhere(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ready_env: dict[str, str]
+) -> None:
+    from jetstream_binderhub.errors import InvalidSiteName
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    cluster = yaml.safe_load((Path(__file__).parents[2] / "Pulumi.jetstream2.yaml").read_text())["config"]
+    cluster = {k.split(":", 1)[1]: v for k, v in cluster.items()}
+
+    with pytest.raises(InvalidSiteName, match="is not a valid site name"):
+        Site.from_config(name, cluster=cluster, env=ready_env, stacks=t.FakeStacks())
+    assert not home.exists(), "no work directory, inside the sites directory or outside it"
+    with pytest.raises(InvalidSiteName):
+        Site.from_files(name, tmp_path, env=ready_env, stacks=t.FakeStacks())

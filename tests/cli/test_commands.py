@@ -559,3 +559,29 @@ def test_an_update_whose_events_were_unreadable_still_reports_success(
     code, out, err = run("up", "--yes", "jetstream2", "--layer", "cluster", "-q", "-C", str(project))
     assert code == 0, err
     assert "note: cluster: up succeeded but its events could not be read" in out
+
+
+# --- site names ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command", ["plan", "preview", "up", "destroy", "refresh", "outputs", "kubeconfig", "verify", "cost"]
+)
+@pytest.mark.parametrize("name", ["../escape", "my site", "..", "sité"])
+def test_every_command_refuses_a_site_name_pulumi_would_refuse_before_touching_anything(
+    project: Path,
+    stacks: t.FakeStacks,
+    command: str,
+    name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    before = sorted(p for p in tmp_path.rglob("*"))
+    code, out, err = run(command, name, "-C", str(project))
+
+    assert code == 2
+    assert "is not a valid site name" in one_error_line(err)
+    assert out == ""
+    assert stacks.opened == [] and stacks.calls == []
+    assert sorted(p for p in tmp_path.rglob("*")) == before, "nothing was written"

@@ -66,6 +66,7 @@ from jetstream_binderhub.naming import (
     FLOATING_IP_TYPE,
     NODE_GROUP_TYPE,
     allowed_replacements,
+    check_site_name,
 )
 from jetstream_binderhub.yamlio import safe_load
 
@@ -132,12 +133,12 @@ class SiteLayout:
         return self.cluster_dir if layer is Layer.CLUSTER else self.hub_dir
 
     def stack_file(self, layer: Layer, site: str) -> Path:
-        return self.work_dir(layer) / f"Pulumi.{site}.yaml"
+        return self.work_dir(layer) / f"Pulumi.{check_site_name(site)}.yaml"
 
 
 def default_work_dir(site: str) -> Path:
     """Where :meth:`Site.from_config` keeps a site's generated stack files by default."""
-    return Path("~/.jetstream-binderhub/sites").expanduser() / site
+    return Path("~/.jetstream-binderhub/sites").expanduser() / check_site_name(site)
 
 
 class Site:
@@ -155,7 +156,7 @@ class Site:
         progress: Progress | None = None,
         secret_config: Mapping[Layer, Mapping[str, str]] | None = None,
     ) -> None:
-        self.name = name
+        self.name = check_site_name(name)
         self.layout = layout
         self.env: Mapping[str, str] = os.environ if env is None else env
         # What the caller gave is what Pulumi must run with too (over the inherited environment), or a
@@ -179,6 +180,7 @@ class Site:
         checkout of this repository. The files are validated now, before Pulumi is involved."""
         from jetstream_binderhub.plan.site import load_cluster_file
 
+        check_site_name(name)
         layout = SiteLayout.repository(project_dir or Path.cwd())
         # SiteNotFound / ConfigError with every problem
         _, cluster_cfg = load_cluster_file(layout.cluster_dir, name)
@@ -208,6 +210,7 @@ class Site:
         """
         from jetstream_binderhub.config.load import parse_cluster_stack
 
+        check_site_name(name)  # before the work directory is derived from it
         cluster_raw = _as_raw(cluster)
         cluster_cfg = parse_cluster_stack(cluster_raw, source=f"site {name} (cluster)")
         layout = SiteLayout.generated(work_dir or default_work_dir(name))

@@ -14,6 +14,7 @@ from jetstream_binderhub.config.stackfile import (
     read_stack_file,
 )
 from jetstream_binderhub.errors import SiteNotFound
+from jetstream_binderhub.naming import check_site_name
 from jetstream_binderhub.plan.cost import estimate
 from jetstream_binderhub.plan.model import Plan
 from jetstream_binderhub.plan.warnings import capacity_warnings, shared_name_warnings
@@ -21,11 +22,11 @@ from jetstream_binderhub.profiles import load_profile
 
 
 def cluster_stack_path(project_dir: Path, site: str) -> Path:
-    return project_dir / f"Pulumi.{site}.yaml"
+    return project_dir / f"Pulumi.{check_site_name(site)}.yaml"
 
 
 def hub_stack_path(project_dir: Path, site: str) -> Path:
-    return project_dir / HUB_PROJECT_DIR / f"Pulumi.{site}.yaml"
+    return project_dir / HUB_PROJECT_DIR / f"Pulumi.{check_site_name(site)}.yaml"
 
 
 def load_cluster_file(project_dir: Path, site: str) -> tuple[StackFile, ClusterStackConfig]:
@@ -43,6 +44,7 @@ def load_cluster_file(project_dir: Path, site: str) -> tuple[StackFile, ClusterS
 
 def plan_site(site: str, project_dir: Path = Path()) -> Plan:
     """Validate every layer's config first (nothing runs when any of it is wrong), then run the layers."""
+    check_site_name(site)
     from jetstream_binderhub.infra.program import cluster_program
     from jetstream_binderhub.plan.runner import run_layer
 
