@@ -30,6 +30,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Wide terminals get wide help (click stops at 80 columns otherwise).
+    context_settings={"max_content_width": 120},
     # Click's plain help reflows docstring paragraphs and wraps instead of cutting values with '…';
     # Typer's rich mode kept the docstrings' line breaks and truncated long values at 80 columns.
     rich_markup_mode=None,
@@ -637,7 +639,12 @@ def verify(
     ] = None,
     repo: Annotated[
         str,
-        typer.Option("--repo", help="Repository to launch, as in a launch URL: PROVIDER/SPEC."),
+        typer.Option(
+            "--repo",
+            metavar="PROVIDER/SPEC",
+            show_default=False,
+            help="Repository to launch, as in a launch URL. Default: gh/binder-examples/requirements/HEAD",
+        ),
     ] = "gh/binder-examples/requirements/HEAD",
     timeout: Annotated[
         float, typer.Option("--timeout", metavar="SECONDS", help="Give up after this long in all.")
