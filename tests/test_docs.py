@@ -95,3 +95,44 @@ def test_runnable_snippet_runs_offline_in_a_checkout(
     monkeypatch.chdir(checkout)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     exec(compile(snippet.code, str(snippet), "exec"), {"__name__": "__snippet__"})
+
+
+def _command_lines() -> list[tuple[str, str]]:
+    """(where, command line) of every `jetstream-binderhub ...` line in the docs' and README's code blocks."""
+    pages = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+    found = []
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for block in re.finditer(r"^```[^\n]*\n(.*?)^```", text, re.M | re.S):
+            for offset, line in enumerate(block.group(1).splitlines()):
+                command = line.split(" #", 1)[0].strip()
+                if command.startswith("jetstream-binderhub "):
+                    where = f"{page.name}:{text.count(chr(10), 0, block.start()) + 2 + offset}"
+                    found.append((where, command))
+    return found
+
+
+COMMAND_LINES = _command_lines()
+
+
+def test_the_docs_show_commands() -> None:
+    assert any("quickstart.md" in where for where, _ in COMMAND_LINES)
+
+
+@pytest.mark.parametrize(("where", "line"), COMMAND_LINES, ids=[w for w, _ in COMMAND_LINES])
+def test_documented_command_lines_name_real_commands_and_options(where: str, line: str) -> None:
+    """A quickstart that says `up --layers` or `deploy` would stop a newcomer at the first step."""
+    import shlex
+
+    import typer.main
+
+    from jetstream_binderhub.cli import app
+
+    words = shlex.split(line)
+    commands = typer.main.get_group(app).commands
+    assert words[1] in commands, f"{where}: no command {words[1]!r}"
+    options = {name for param in commands[words[1]].params for name in getattr(param, "opts", [])}
+    options |= {"--help"}
+    for word in words[2:]:
+        if word.startswith("-"):
+            assert word.split("=", 1)[0] in options, f"{where}: `{words[1]}` has no option {word}"
