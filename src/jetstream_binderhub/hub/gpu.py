@@ -20,9 +20,11 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from jetstream_binderhub.config.cluster import ClusterStackConfig
 from jetstream_binderhub.config.hub import HubStackConfig
 from jetstream_binderhub.errors import ConfigError, Problem
 from jetstream_binderhub.naming import NODE_GROUP_LABEL
+from jetstream_binderhub.profiles import load_profile
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_OPERATOR_VERSIONS = {"0.16.0": "v25.3.0"}
@@ -76,3 +78,60 @@ def add_gpu_servers(
     extra = out.setdefault("hub", {}).setdefault("extraConfig", {})
     extra["20-gpu-servers"] = _hook_snippet(gpu.repositories, selector, gpu.gpus_per_server)
     return out
+
+
+def gpu_fit_problems(cfg: HubStackConfig, cluster: ClusterStackConfig) -> list[Problem]:
+    """The GPU group must be of GPU flavors that hold a user server and the GPUs asked for."""
+    from jetstream_binderhub.hub.dask import group_flavor
+
+    gpu = cfg.gpu
+    if gpu is None:
+        return []
+    flavor = group_flavor(cluster, gpu.node_group)
+    if flavor is None:  # an unknown group is reported by the placement check; a custom flavor has no facts
+        return []
+    where = f"group {gpu.node_group!r} ({flavor.name})"
+    if flavor.resource != "gpu":
+        return [
+            Problem(
+                "gpu.node_group",
+                f"{where} has no GPU: its flavor draws on the {flavor.resource} allocation; use a GPU flavor "
+                "(g3.* on Jetstream2)",
+            )
+        ]
+    problems = []
+    # A g3 node is a virtual machine with one (virtual, possibly fractional) GPU device.
+    devices = max(1, int(flavor.gpu_fraction))
+    if gpu.gpus_per_server > devices:
+        problems.append(
+            Problem(
+                "gpu.gpus_per_server",
+                f"{gpu.gpus_per_server} never fit on a node of {where}, which has {devices} GPU device: no GPU "
+                "server could start",
+            )
+        )
+    res = cfg.binderhub.jupyterhub.user_resources
+    memory = res.memory_guarantee_bytes
+    if (res.cpu_guarantee or 0) > flavor.vcpus or (memory is not None and memory > flavor.ram_gb * 2**30):
+        problems.append(
+            Problem(
+                "binderhub.jupyterhub.user_resources",
+                f"the guarantees never fit on a node of {where} ({flavor.vcpus} vCPUs, {flavor.ram_gb:g} GB): "
+                "no GPU server could start",
+            )
+        )
+    return problems
+
+
+def gpu_notes(cfg: HubStackConfig, cluster: ClusterStackConfig) -> list[str]:
+    """Where `nvidia.com/gpu` comes from on this site, and how to check it once deployed."""
+    if cfg.gpu is None:
+        return []
+    chart = cluster.cluster.capi_helm_chart_version or load_profile(cluster.profile).capi_helm_chart_version
+    operator = GPU_OPERATOR_VERSIONS.get(chart, "the version its cluster-addons pin")
+    return [
+        f"GPU servers ({', '.join(cfg.gpu.repositories)}) go to group {cfg.gpu.node_group!r}; nvidia.com/gpu comes "
+        f"from the NVIDIA GPU operator {operator} that Magnum installs with capi-helm-charts {chart} (no second "
+        "device plugin is installed). After up, `kubectl get nodes -o custom-columns=NAME:.metadata.name,"
+        "GPU:.status.allocatable.nvidia\\.com/gpu` should show 1 on that group's nodes"
+    ]

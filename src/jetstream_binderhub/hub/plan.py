@@ -22,6 +22,7 @@ from jetstream_binderhub.config.stackfile import CLUSTER_PROJECT, HUB_PROJECT, S
 from jetstream_binderhub.config.support import required_secrets
 from jetstream_binderhub.errors import ConfigError, Problem
 from jetstream_binderhub.hub.dask import dask_fit_problems, dask_schema_problems
+from jetstream_binderhub.hub.gpu import gpu_fit_problems, gpu_notes
 from jetstream_binderhub.naming import DEFAULT_WORKER
 from jetstream_binderhub.plan.model import LayerPlan
 from jetstream_binderhub.profiles import load_profile
@@ -133,6 +134,7 @@ class HubLayerPlanner:
         if cfg is not None:
             problems += cluster_fit_problems(cfg, cluster)
             problems += dask_fit_problems(cfg, cluster)
+            problems += gpu_fit_problems(cfg, cluster)
             if not problems:
                 problems += _schema_problems(cfg, labels)
                 problems += dask_schema_problems(cfg, labels)
@@ -141,7 +143,7 @@ class HubLayerPlanner:
 
         config = dict(stack_file.pulumi_config())
         secret_keys = set(stack_file.secret_keys)
-        notes: list[str] = []
+        notes: list[str] = gpu_notes(cfg, cluster)
         for key in ("registry_password", *required_secrets(cfg.support)):
             if key in raw:
                 continue

@@ -33,7 +33,14 @@ def estimate(cluster: ClusterConfig, profile: Profile) -> CostEstimate:
             low += rate * lo
             high += rate * hi
         lines.append(
-            CostLine(group=group, flavor=flavor_name, min_count=lo, max_count=hi, su_per_hour_each=rate)
+            CostLine(
+                group=group,
+                flavor=flavor_name,
+                min_count=lo,
+                max_count=hi,
+                su_per_hour_each=rate,
+                resource=flavor.resource if flavor else None,
+            )
         )
     return CostEstimate(
         unit=profile.su_unit, lines=lines, min_per_hour=low, max_per_hour=high, unpriced=unpriced

@@ -57,6 +57,10 @@ class CostLine(_Out):
     min_count: int
     max_count: int
     su_per_hour_each: float | None = Field(description="None when the flavor is custom (not in the catalog).")
+    resource: str | None = Field(
+        default=None,
+        description="The allocation the flavor draws on (`cpu`, `gpu`, `large-memory`); None when custom.",
+    )
 
 
 class CostEstimate(_Out):

@@ -17,7 +17,7 @@ from jetstream_binderhub.errors import SiteNotFound
 from jetstream_binderhub.naming import check_site_name
 from jetstream_binderhub.plan.cost import estimate
 from jetstream_binderhub.plan.model import Plan
-from jetstream_binderhub.plan.warnings import capacity_warnings, shared_name_warnings
+from jetstream_binderhub.plan.warnings import capacity_warnings, gpu_minimum_warnings, shared_name_warnings
 from jetstream_binderhub.profiles import load_profile
 
 
@@ -61,6 +61,7 @@ def plan_site(site: str, project_dir: Path = Path()) -> Plan:
     profile = load_profile(cluster_cfg.profile)
     warnings = [
         *capacity_warnings(cluster_cfg.cluster, profile),
+        *gpu_minimum_warnings(cluster_cfg.cluster, profile),
         *shared_name_warnings(project_dir, site, cluster_cfg.cluster.name, hub_raw),
     ]
     if hub is None:

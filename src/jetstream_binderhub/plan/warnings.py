@@ -109,3 +109,35 @@ def shared_name_warnings(
                 "binderhub.host and binderhub.hub_host"
             )
     return warnings
+
+
+def gpu_minimum_warnings(cluster: ClusterConfig, profile: Profile) -> list[str]:
+    """GPU groups whose minimum keeps GPU nodes billed around the clock.
+
+    Magnum's Cluster API driver cannot scale a group to 0 (launchpad magnum #2098002), so a GPU group
+    that exists is paid for at least at its minimum, used or not, from the GPU allocation.
+    """
+    groups = [
+        (
+            DEFAULT_WORKER,
+            cluster.default_worker.flavor,
+            cluster.default_worker.min_count,
+            "cluster.default_worker",
+        ),
+        *(
+            (g.name, g.flavor, g.min_count, f"cluster.node_groups[{i}]")
+            for i, g in enumerate(cluster.node_groups)
+        ),
+    ]
+    warnings = []
+    for name, flavor_name, count, key in groups:
+        flavor = profile.flavor(flavor_name)
+        if flavor is None or flavor.resource != "gpu":
+            continue
+        hourly = flavor.su_per_hour * count
+        warnings.append(
+            f"GPU group {name!r} ({key}) keeps {count} {flavor.name} node{'s' if count > 1 else ''} billed all "
+            f"day, used or not: {hourly:g} {profile.su_unit}/h, {hourly * 24:,.0f} {profile.su_unit} a day of the "
+            "GPU allocation (Magnum cannot scale a group to 0); remove the group between courses"
+        )
+    return warnings
