@@ -721,10 +721,11 @@ def cost(
 
     from jetstream_binderhub.burn import burn_report, render_burn
 
-    root = project_dir or find_project_dir()
+    root, hint = project_root(project_dir)
     path = kubeconfig_path or Path(f"~/.kube/jetstream-binderhub-{site}.yaml").expanduser()
     report = run_or_exit(
-        lambda: burn_report(site, root, kubeconfig=path, nodes_file=nodes_file, now=datetime.now(UTC))
+        lambda: burn_report(site, root, kubeconfig=path, nodes_file=nodes_file, now=datetime.now(UTC)),
+        site_hint=hint,
     )
     if json_output:
         sys.stdout.write(json.dumps(report, indent=2, sort_keys=True) + "\n")

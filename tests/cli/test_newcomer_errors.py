@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 from jetstream_binderhub.cli import app
@@ -66,12 +67,12 @@ def test_unknown_profile_names_the_file(site_dir: Callable[..., Path]) -> None:
     assert "profile: unknown site profile 'aws' (available: jetstream2" in out
 
 
-@pytest.mark.parametrize("command", ["plan", "outputs"])
+@pytest.mark.parametrize("command", sorted(typer.main.get_group(app).commands))
 def test_no_site_outside_the_repository_mentions_dash_c(
     command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, [command, "jetstream2"])
+    result = runner.invoke(app, [command, "jetstream2", *(["--yes"] if command == "up" else [])])
     assert result.exit_code == 2
     assert "no site 'jetstream2'" in result.output
     assert "not inside a jetstream-binderhub repository: run this there, or pass -C DIR" in result.output
