@@ -45,7 +45,7 @@ _ROLLING_TEMPLATE_KEYS = ("image", "capi_helm_chart_version", "network_driver", 
 """Template settings that reach a running cluster: the driver reads the image, the chart version, the
 network driver (the CNI) and the external network from the cluster's *current* template, every label
 from the copy Magnum made at creation (magnum-capi-helm ``driver.py`` ``_get_image_details``,
-``_get_chart_version``, ``_get_network_driver``, ``_update_helm_release``, ``_label``)."""
+``_get_chart_version``, ``_get_cni_type``, ``_update_helm_release``, ``_label``)."""
 
 _CLUSTER_KEYS = {
     "master_flavor": "cluster.control_plane.flavor",
