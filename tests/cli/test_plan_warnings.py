@@ -25,6 +25,19 @@ def warnings_before_the_plan(out: str) -> list[str]:
     return [line[4:] for line in head.splitlines() if line.startswith("  ! ")]
 
 
+def set_allocation(project: Path, su_remaining: int) -> None:
+    hub_file = project / "binderhub" / "Pulumi.jetstream2.yaml"
+    doc = yaml.safe_load(hub_file.read_text())
+    support = doc["config"].setdefault("jetstream-binderhub-hub:support", {})
+    support["allocation"] = {
+        "su_remaining": su_remaining,
+        "as_of": "2026-11-27",
+        "end_date": "2027-09-30",
+        "resource": "cpu",
+    }
+    hub_file.write_text(yaml.safe_dump(doc))
+
+
 def test_the_shipped_site_plans_without_warnings(project: Path) -> None:
     out = plan(project)
     assert "Warnings:" not in out
@@ -34,9 +47,12 @@ def test_the_shipped_site_plans_without_warnings(project: Path) -> None:
 def test_an_implausible_max_count_warns_and_costs_print_as_numbers(project: Path) -> None:
     site_file = project / "Pulumi.jetstream2.yaml"
     site_file.write_text(site_file.read_text().replace("max_count: 10\n", "max_count: 100000\n"))
+    set_allocation(project, 600000)
     out = plan(project)
-    [warning] = warnings_before_the_plan(out)
+    warning, allocation = warnings_before_the_plan(out)
     assert "needs 1,600,012 vCPUs" in warning and "default project quota (200 vCPUs)" in warning
+    # 600,000 SU against 1,600,012 SU/h.
+    assert "the 600,000 SU left (support.allocation) would last 0.4 hours; lower max_count" in allocation
     assert "cluster.node_groups[0].max_count is 100,000" in warning
     assert "at maximum size 1,600,012 SU/h" in out
     assert not re.search(r"\de[+-]\d", out), "a cost in scientific notation"
@@ -91,3 +107,10 @@ def test_multi_line_outputs_keep_the_tree_layout(project: Path) -> None:
     for line in body.splitlines():
         assert line == "" or line.startswith("  ") or line.startswith("Layer "), line
     assert "      | binder.cis230085.projects.jetstream-cloud.org. 300 IN A " in body
+
+
+def test_an_allocation_the_minimum_size_outspends_warns(project: Path) -> None:
+    set_allocation(project, 1000)
+    [warning] = warnings_before_the_plan(plan(project))
+    assert warning.startswith("even at minimum size the site burns 28 SU/h of the cpu allocation")
+    assert "the 1,000 SU left on 2026-11-27 (support.allocation) run out about 2026-11-28" in warning

@@ -17,7 +17,12 @@ from jetstream_binderhub.errors import SiteNotFound
 from jetstream_binderhub.naming import check_site_name
 from jetstream_binderhub.plan.cost import estimate
 from jetstream_binderhub.plan.model import Plan
-from jetstream_binderhub.plan.warnings import capacity_warnings, gpu_minimum_warnings, shared_name_warnings
+from jetstream_binderhub.plan.warnings import (
+    allocation_warnings,
+    capacity_warnings,
+    gpu_minimum_warnings,
+    shared_name_warnings,
+)
 from jetstream_binderhub.profiles import load_profile
 
 
@@ -86,11 +91,14 @@ def plan_site(site: str, project_dir: Path = Path()) -> Plan:
         layers.append(hub_plan)
         notes += hub_notes
 
+    cost = estimate(cluster_cfg.cluster, profile)
+    if hub is not None and hub.config.support.allocation is not None:
+        warnings += allocation_warnings(cost, profile, hub.config.support.allocation)
     return Plan(
         site=site,
         profile=profile.name,
         layers=layers,
-        cost=estimate(cluster_cfg.cluster, profile),
+        cost=cost,
         warnings=warnings,
         notes=notes,
     )

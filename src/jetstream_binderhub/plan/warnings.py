@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,11 @@ from jetstream_binderhub.config.stackfile import (
     HUB_PROJECT_DIR,
     read_stack_file,
 )
+from jetstream_binderhub.config.support import AllocationConfig
 from jetstream_binderhub.errors import ConfigError
 from jetstream_binderhub.naming import DEFAULT_WORKER
+from jetstream_binderhub.plan.model import CostEstimate
+from jetstream_binderhub.plan.render import amount
 from jetstream_binderhub.profiles import Profile
 
 
@@ -57,6 +61,33 @@ def capacity_warnings(cluster: ClusterConfig, profile: Profile) -> list[str]:
             f"at maximum size the cluster needs {vcpus:,} vCPUs of {profile.name} {resource}, above the "
             f"largest default project quota ({quota:,} vCPUs): the autoscaler stops at the quota. {where}; "
             "lower it, or get the quota raised first"
+        )
+    return warnings
+
+
+def allocation_warnings(cost: CostEstimate, profile: Profile, allocation: AllocationConfig) -> list[str]:
+    """The allocation's remaining SUs (`support.allocation`) against the site's burn at its two sizes."""
+    low = high = 0.0
+    for line in cost.lines:
+        flavor = profile.flavor(line.flavor)
+        if flavor is not None and flavor.resource == allocation.resource:
+            low += flavor.su_per_hour * line.min_count
+            high += flavor.su_per_hour * line.max_count
+    unit = profile.su_unit
+    left = allocation.su_remaining
+    warnings = []
+    hours_to_end = (allocation.end_date - allocation.as_of).days * 24
+    if low > 0 and left / low < hours_to_end:
+        runs_out = allocation.as_of + timedelta(hours=left / low)
+        warnings.append(
+            f"even at minimum size the site burns {amount(low)} {unit}/h of the {allocation.resource} allocation: "
+            f"the {amount(left)} {unit} left on {allocation.as_of} (support.allocation) run out about {runs_out}, "
+            f"before the allocation ends on {allocation.end_date}"
+        )
+    elif high > 0 and left / high < 24:
+        warnings.append(
+            f"at maximum size the site burns {amount(high)} {unit}/h of the {allocation.resource} allocation: the "
+            f"{amount(left)} {unit} left (support.allocation) would last {left / high:.1f} hours; lower max_count"
         )
     return warnings
 
