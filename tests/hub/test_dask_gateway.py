@@ -127,6 +127,19 @@ def test_placement_limits_and_lifetime(
         assert backend_values[part]["nodeSelector"] == {NODE_GROUP_LABEL: "default-worker"}
 
 
+def test_a_worker_group_of_its_own_says_what_its_minimum_costs(
+    plan_hub: PlanHub, hub_config: dict[str, Any], cluster_config: dict[str, Any]
+) -> None:
+    cluster_config["cluster"]["node_groups"].append(DASK_GROUP)
+    hub_config["dask_gateway"]["worker_node_group"] = "dask-m3.xl"
+    notes = plan_hub(hub_config, cluster=cluster_config).notes
+    (note,) = [n for n in notes if n.startswith("Dask workers run on group")]
+    assert "1 m3.xl node is billed with or without clusters, 32 SU/h (280,320 SU a year)" in note
+    # On the user group (the shipped site) there is nothing extra to say.
+    del hub_config["dask_gateway"]["worker_node_group"]
+    assert not [n for n in plan_hub(hub_config, cluster=cluster_config).notes if n.startswith("Dask workers")]
+
+
 def test_a_worker_larger_than_its_nodes_is_refused_before_planning(
     plan_hub: PlanHub, hub_config: dict[str, Any]
 ) -> None:

@@ -24,7 +24,7 @@ from jetstream_binderhub.config.dask import DaskGatewayConfig, memory_bytes, wor
 from jetstream_binderhub.config.hub import HubStackConfig
 from jetstream_binderhub.errors import ConfigError, Problem
 from jetstream_binderhub.naming import DEFAULT_WORKER, NODE_GROUP_LABEL
-from jetstream_binderhub.profiles import Flavor
+from jetstream_binderhub.profiles import Flavor, load_profile
 
 SERVICE_NAME = "dask-gateway"
 """The JupyterHub service name: the proxy route /services/dask-gateway/ and the Secret key follow it."""
@@ -286,8 +286,6 @@ def network_policy_spec(dask: DaskGatewayConfig) -> dict[str, Any]:
 
 def group_flavor(cluster: ClusterStackConfig, group: str) -> Flavor | None:
     """The profile's facts about a node group's flavor (None for an unknown group or a custom flavor)."""
-    from jetstream_binderhub.profiles import load_profile
-
     c = cluster.cluster
     name = (
         c.default_worker.flavor
@@ -334,4 +332,24 @@ def dask_schema_problems(cfg: HubStackConfig, labels: Mapping[str, str]) -> list
     return [
         Problem("dask_gateway", f"the dask-gateway chart would refuse {found}")
         for found in validate_chart_values("dask-gateway", dask_gateway_values(cfg, labels))
+    ]
+
+
+def dask_notes(cfg: HubStackConfig, cluster: ClusterStackConfig) -> list[str]:
+    """What a Dask worker group of its own costs while nobody computes (Magnum cannot scale it to 0)."""
+    dask = cfg.dask_gateway
+    group = dask.worker_node_group
+    if not dask.enabled or group is None or group == cfg.placement.user_node_group:
+        return []
+    flavor = group_flavor(cluster, group)
+    nodes = next((g.min_count for g in cluster.cluster.node_groups if g.name == group), None)
+    if flavor is None or nodes is None:
+        return []
+    unit = load_profile(cluster.profile).su_unit
+    hourly = flavor.su_per_hour * nodes
+    return [
+        f"Dask workers run on group {group!r}: its minimum of {nodes} {flavor.name} node"
+        f"{'s' if nodes > 1 else ''} is billed with or without clusters, {hourly:g} {unit}/h "
+        f"({hourly * 24 * 365:,.0f} {unit} a year); without dask_gateway.worker_node_group they share the "
+        "user group at no extra cost"
     ]

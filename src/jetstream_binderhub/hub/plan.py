@@ -21,7 +21,7 @@ from jetstream_binderhub.config.hub import (
 from jetstream_binderhub.config.stackfile import CLUSTER_PROJECT, HUB_PROJECT, SECRET_PLACEHOLDER, StackFile
 from jetstream_binderhub.config.support import required_secrets
 from jetstream_binderhub.errors import ConfigError, Problem
-from jetstream_binderhub.hub.dask import dask_fit_problems, dask_schema_problems
+from jetstream_binderhub.hub.dask import dask_fit_problems, dask_notes, dask_schema_problems
 from jetstream_binderhub.hub.gpu import gpu_fit_problems, gpu_notes
 from jetstream_binderhub.naming import DEFAULT_WORKER
 from jetstream_binderhub.plan.model import LayerPlan
@@ -143,7 +143,7 @@ class HubLayerPlanner:
 
         config = dict(stack_file.pulumi_config())
         secret_keys = set(stack_file.secret_keys)
-        notes: list[str] = gpu_notes(cfg, cluster)
+        notes: list[str] = [*dask_notes(cfg, cluster), *gpu_notes(cfg, cluster)]
         for key in ("registry_password", *required_secrets(cfg.support)):
             if key in raw:
                 continue
