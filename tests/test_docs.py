@@ -136,3 +136,18 @@ def test_documented_command_lines_name_real_commands_and_options(where: str, lin
     for word in words[2:]:
         if word.startswith("-"):
             assert word.split("=", 1)[0] in options, f"{where}: `{words[1]}` has no option {word}"
+
+
+def test_the_quickstart_costs_are_the_shipped_sites() -> None:
+    """The quickstart quotes the shipped site's SU rates; a change to its sizes must update them."""
+    from jetstream_binderhub.plan.cost import estimate
+    from jetstream_binderhub.plan.render import amount
+    from jetstream_binderhub.plan.site import load_cluster_file
+    from jetstream_binderhub.profiles import load_profile
+
+    _, cluster = load_cluster_file(REPO_ROOT, "jetstream2")
+    cost = estimate(cluster.cluster, load_profile(cluster.profile))
+    text = " ".join((REPO_ROOT / "docs" / "quickstart.md").read_text(encoding="utf-8").split())
+    assert f"{amount(cost.min_per_hour)} SU/h at minimum size" in text
+    assert f"{amount(cost.max_per_hour)} SU/h with all" in text
+    assert f"about {round(cost.min_per_year, -3):,.0f} SU a year" in text
