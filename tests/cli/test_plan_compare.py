@@ -253,3 +253,15 @@ def test_an_autoscaled_default_worker_range_says_how_to_set_it(repo: Path, tmp_p
         "`openstack coe nodegroup update pythia-binder default-worker replace min_node_count=1 "
         "max_node_count=3`" in comment
     )
+
+
+def test_a_longer_wait_is_no_change_to_the_cluster(repo: Path) -> None:
+    """create_timeout is ForceNew in the provider and ignored by the driver: the wait is Pulumi's alone,
+    so changing it must not plan a new cluster (it once did)."""
+    edit_site(repo, "create_timeout_minutes: 60", "create_timeout_minutes: 120")
+    git(repo, "commit", "-q", "-am", "wait longer")
+
+    comparison = compare("jetstream2", repo, "base")
+    cluster = next(layer for layer in comparison.layers if layer.layer == "cluster")
+    assert cluster.has_changes is False
+    assert find_dangerous(comparison.layers) == []
