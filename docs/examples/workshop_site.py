@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except JetstreamBinderHubError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in exc.error_lines or [str(exc)]:  # several missing pieces: one line each
+            print(f"error: {line}", file=sys.stderr)
         return exc.exit_code
     finally:
         progress.close()

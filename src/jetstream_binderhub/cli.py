@@ -144,7 +144,7 @@ def run_or_exit(fn: Callable[[], T], *, site_hint: str = "") -> T:
         where = f" in {exc.source}" if exc.source else ""
         fail([f"error: invalid configuration{where}:", *(f"  {line}" for line in exc.lines())], exc.exit_code)
     except JetstreamBinderHubError as exc:
-        fail([f"error: {exc}"], exc.exit_code)
+        fail([f"error: {line}" for line in exc.error_lines or [str(exc)]], exc.exit_code)
     except KeyboardInterrupt:
         # Outside a running Pulumi command (those stop cleanly and raise Interrupted): nothing to stop.
         fail(["error: interrupted (Ctrl-C); nothing was left running"], INTERRUPTED_EXIT)
@@ -276,7 +276,28 @@ def _on_site(
     """Open the site with the live display (unless quiet or JSON) and run one operation on it."""
     with _progress(quiet, json_output) as display:
         opened = _open_site(site, project_dir, backend, secrets_provider, display)
-        return run_or_exit(lambda: operation(opened))
+
+        def attempt() -> SiteResult:
+            try:
+                return operation(opened)
+            except JetstreamBinderHubError as exc:
+                if exc.partial is not None:
+                    # A layer was applied before another failed: say what was done before the error.
+                    _report_partial(exc, quiet=quiet, json_output=json_output)
+                raise
+
+        return run_or_exit(attempt)
+
+
+def _report_partial(exc: JetstreamBinderHubError, *, quiet: bool, json_output: bool) -> None:
+    partial: SiteResult = exc.partial
+    if json_output:
+        data = partial.to_json()
+        data["error"] = {"message": str(exc), "exit_code": exc.exit_code}
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        return
+    for line in _summary_lines(partial):
+        typer.echo(line)
 
 
 @contextmanager

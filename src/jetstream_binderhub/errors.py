@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -41,6 +41,11 @@ class JetstreamBinderHubError(Exception):
     """Base class: an error the user can act on, printed without a traceback."""
 
     exit_code = 1
+    error_lines: list[str] | None = None
+    """Set when the error is several independent problems: the CLI prints one `error:` line each."""
+    partial: Any = None
+    """A site operation that failed after a layer was applied sets this to the
+    :class:`~jetstream_binderhub.automation.results.SiteResult` of what was done."""
 
 
 class SiteNotFound(JetstreamBinderHubError):

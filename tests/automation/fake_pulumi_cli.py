@@ -10,6 +10,7 @@ Scripted directory:
   events-<op>.jsonl      engine events to write to the --event-log of <op>
   fail-<op>.txt          stderr to print, exit 255, after the events (`fail-config.txt`: from `config set`)
   block-<op>             wait for SIGINT after the events (writes running-<op> first)
+  hold-after-sigint      seconds to keep running after the first SIGINT (a second one then terminates)
   calls.jsonl            written: one {"argv", "cwd", "backend", "env"} per call, argv and environment
                          exactly as received, so tests can look for a secret that leaked into either
                          (plus "plan_dir_mode", the octal mode of the directory of a --save-plan/--plan file)
@@ -92,8 +93,30 @@ def engine(op: str, argv: list[str]) -> None:
         with path.open("a") as handle:
             handle.write(json.dumps({"sequence": sequence, "timestamp": int(time.time()), **event}) + "\n")
 
+    received = 0
+
     def cancelled(signum: int, frame: object) -> None:
+        # As Pulumi's cancellation scope (pkg/backend/cancellation_scope.go): the first SIGINT is
+        # acknowledged as a stdout event and the operations in flight are waited for; a second one
+        # terminates at once.
+        nonlocal received
+        received += 1
         log(["<SIGINT received>"])
+        if received > 1:
+            write({"stdoutEvent": {"message": "^C received; terminating", "color": "never"}})
+            write({"cancelEvent": {}})
+            fail("error: update terminated")
+        write(
+            {
+                "stdoutEvent": {
+                    "message": "^C received; cancelling. If you would like to terminate immediately, press ^C again.\n",
+                    "color": "never",
+                }
+            }
+        )
+        hold = DIR / "hold-after-sigint"
+        if hold.is_file():
+            time.sleep(float(hold.read_text()))  # operations in flight finishing
         write({"diagnosticEvent": {"message": "update canceled", "color": "never", "severity": "error"}})
         write({"cancelEvent": {}})
         fail("error: update canceled")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -87,3 +88,42 @@ def test_sigint_is_forwarded_to_a_pulumi_child_only(tmp_path: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def _stdout_event(message: str) -> object:
+    from pulumi.automation import EngineEvent
+
+    return EngineEvent.from_json(
+        {"sequence": 1, "timestamp": 1, "stdoutEvent": {"message": message, "color": "never"}}
+    )
+
+
+def test_pulumis_acknowledgement_counts_each_ctrl_c_once() -> None:
+    from jetstream_binderhub.automation.interrupt import SigintAcks
+
+    acks = SigintAcks()
+    acks.see(_stdout_event("Updating (jetstream2)"))
+    assert acks.next_within(0.05) is False, "any other message is no acknowledgement"
+    acks.see(
+        _stdout_event("^C received; cancelling. If you would like to terminate immediately, press ^C again.")
+    )
+    acks.see(_stdout_event("^C received; terminating"))
+    assert acks.next_within(0.05) is True, "each Ctrl-C needs its own acknowledgement"
+    assert acks.next_within(0.05) is False
+
+
+def test_an_acknowledged_ctrl_c_is_not_forwarded_and_an_unacknowledged_one_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import jetstream_binderhub.automation.interrupt as interrupt
+
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr(interrupt, "_terminal_delivered_sigint", lambda: False)
+    monkeypatch.setattr(interrupt, "_pulumi_children", lambda: [4242])
+    monkeypatch.setattr(interrupt.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    asked: list[float] = []
+
+    assert forward_sigint(acknowledged=lambda grace: asked.append(grace) or True) == 0
+    assert asked == [interrupt.ACK_GRACE_SECONDS] and sent == []
+    assert forward_sigint(acknowledged=lambda grace: False) == 1
+    assert sent == [(4242, signal.SIGINT)]

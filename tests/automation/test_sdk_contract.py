@@ -310,3 +310,35 @@ def test_ctrl_c_reaches_pulumi_and_ends_in_a_clean_stop(
 
     assert stopped.value.exit_code == 130
     assert any(c["argv"] == ["<SIGINT received>"] for c in calls(fake_cli)), "SIGINT was forwarded to pulumi"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="child lookup via /proc (Linux)")
+@pytest.mark.parametrize(
+    ("mode", "why"),
+    [
+        ("group", "a Ctrl-C sent to the whole process group (CI, a terminal) already reached pulumi"),
+        ("self", "a SIGINT sent to this process alone must be passed on"),
+    ],
+)
+def test_one_ctrl_c_reaches_pulumi_exactly_once(
+    fake_cli: Path, project: Path, ready_env: dict[str, str], mode: str, why: str
+) -> None:
+    import subprocess
+
+    existing(fake_cli, "jetstream-binderhub")
+    script_events(fake_cli, "preview", t.nodegroup_resize())
+    (fake_cli / "block-up").write_text("")
+    # Pulumi keeps running a while after the first SIGINT: a second copy would arrive in this window.
+    (fake_cli / "hold-after-sigint").write_text("2.5")
+    driver = subprocess.run(
+        [sys.executable, str(HERE / "sigint_driver.py"), str(project), mode],
+        env={**os.environ, **ready_env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        start_new_session=True,  # its own process group: the group signal reaches nothing else
+    )
+
+    assert "stopped cleanly after Ctrl-C" in driver.stdout, driver.stdout + driver.stderr
+    received = [c for c in calls(fake_cli) if c["argv"] == ["<SIGINT received>"]]
+    assert len(received) == 1, why

@@ -552,3 +552,47 @@ def test_magnums_load_balancer_check_on_three_control_plane_servers_is_explained
     message = str(failed.value)
     assert "template's master_lb_enabled is false" in message
     assert "cluster.control_plane.count" in message
+
+
+def test_a_dangling_symlink_at_the_kubeconfig_path_is_never_followed(
+    project: Path, ready_env: dict[str, str], tmp_path: Path
+) -> None:
+    from jetstream_binderhub.automation.errors import OutputFileUnwritable
+
+    stacks = t.FakeStacks(outputs={Layer.CLUSTER: {"kubeconfig": ("apiVersion: v1\n", True)}})
+    site = make_site(project, ready_env, stacks)
+    elsewhere = tmp_path / "attacker" / "kubeconfig"
+    link = tmp_path / "kube.yaml"
+    link.symlink_to(elsewhere)
+
+    with pytest.raises(OutputFileExists, match=r"symbolic link.*--force"):
+        site.write_kubeconfig(link)
+    site.write_kubeconfig(link, overwrite=True)
+    assert not link.is_symlink() and link.read_text() == "apiVersion: v1\n"
+    assert stat.S_IMODE(link.stat().st_mode) == 0o600
+    assert not elsewhere.exists(), "the secret did not go where the link pointed"
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(OutputFileUnwritable, match=r"cannot write .*a-file/kubeconfig"):
+        site.write_kubeconfig(blocker / "kubeconfig")
+
+
+def test_every_missing_piece_of_the_environment_is_reported_at_once(project: Path) -> None:
+    from jetstream_binderhub.automation.errors import EnvironmentIncomplete, PulumiCliMissing
+
+    stacks = t.FakeStacks(check_error=PulumiCliMissing("the Pulumi CLI (`pulumi`) is not on PATH"))
+    site = make_site(project, {}, stacks)
+
+    with pytest.raises(EnvironmentIncomplete) as missing:
+        site.preview()
+    assert missing.value.exit_code == 5
+    assert [line.split(":")[0] for line in missing.value.error_lines or []] == [
+        "the Pulumi CLI (`pulumi`) is not on PATH",
+        "no passphrase for the stacks' secrets",
+        "no OpenStack credentials",
+    ]
+    # outputs needs no OpenStack: it is not named then
+    with pytest.raises(EnvironmentIncomplete) as missing:
+        site.outputs()
+    assert len(missing.value.error_lines or []) == 2

@@ -53,10 +53,16 @@ def test_workshop_site_previews_both_layers(
     )
 
 
-def test_without_the_cli_the_example_stops_with_one_line(repo_root: Path, tmp_path: Path) -> None:
+def test_without_the_cli_the_example_names_every_missing_piece_one_line_each(
+    repo_root: Path, tmp_path: Path
+) -> None:
     empty = tmp_path / "bin"
     empty.mkdir()
-    env = {**os.environ, "HOME": str(tmp_path), "PATH": str(empty)}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("OS_", "PULUMI_"))},
+        "HOME": str(tmp_path),
+        "PATH": str(empty),
+    }
     proc = subprocess.run(
         [sys.executable, str(repo_root / "docs" / "examples" / "workshop_site.py")],
         capture_output=True,
@@ -65,7 +71,12 @@ def test_without_the_cli_the_example_stops_with_one_line(repo_root: Path, tmp_pa
         check=False,
     )
     assert proc.returncode == 5
-    assert proc.stderr.strip().splitlines() == [
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0] == (
         "error: the Pulumi CLI (`pulumi`) is not on PATH: install it from https://www.pulumi.com/docs/install/ "
         "(the offline `plan` command needs no CLI)"
-    ]
+    )
+    assert [line.split(":", 2)[1].strip() for line in lines[1:]] == [
+        "no passphrase for the stacks' secrets",
+        "no OpenStack credentials",
+    ], "every missing piece in one run, in the order a user fixes them"

@@ -245,6 +245,25 @@ def test_no_passphrase_needed_with_pulumi_cloud_login(
     assert stacks.opened[0][0].env["PULUMI_BACKEND_URL"] == "https://api.pulumi.com"
 
 
+def test_every_missing_piece_is_named_in_one_run(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    for name in ("PULUMI_CONFIG_PASSPHRASE", "OS_AUTH_URL", "OS_APPLICATION_CREDENTIAL_ID"):
+        monkeypatch.delenv(name)
+    code, out, err = run("preview", "jetstream2", "-C", str(project))
+
+    assert code == 5
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 3, err
+    assert "Pulumi CLI (`pulumi`) is not on PATH" in errors[0]
+    assert "no passphrase for the stacks' secrets" in errors[1]
+    assert "no OpenStack credentials" in errors[2]
+    assert out == ""
+
+
 # --- state in the way ---------------------------------------------------------------------------
 
 
@@ -281,6 +300,74 @@ def test_failed_update_is_one_line(project: Path, stacks: t.FakeStacks) -> None:
         "up failed: cluster: pythia-binder-cluster: creating cluster: Magnum said: No valid host was found"
         in line
     )
+
+
+def test_an_unreachable_backend_is_a_state_problem_with_its_cause(
+    project: Path, stacks: t.FakeStacks
+) -> None:
+    stacks.errors[(Layer.CLUSTER, "open")] = CommandError(
+        t.command_result(
+            'error: could not log in to the state backend "s3://pythia-state": dial tcp 149.165.158.38:8001: '
+            "connect: connection refused"
+        )
+    )
+    code, out, err = run("outputs", "jetstream2", "-C", str(project))
+
+    assert code == 4, "exit 1 is for an update that failed in the cloud"
+    line = one_error_line(err)
+    assert "cannot open stack jetstream-binderhub/jetstream2" in line
+    assert "dial tcp 149.165.158.38:8001: connect: connection refused" in line, "the cause is kept"
+    assert "--backend" in line
+    assert out == ""
+
+
+def test_an_unwritable_file_backend_is_one_line_not_a_traceback(
+    project: Path, stacks: t.FakeStacks, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, _, err = run("preview", "jetstream2", "--backend", f"file://{blocker}/state", "-C", str(project))
+
+    assert code == 4
+    line = one_error_line(err)
+    assert f"cannot create the state directory {blocker}/state" in line
+    assert stacks.calls == []
+
+
+def test_a_failed_read_suggests_a_real_pulumi_command(project: Path, stacks: t.FakeStacks) -> None:
+    stacks.errors[(Layer.CLUSTER, "outputs")] = CommandError(
+        t.command_result("error: failed to decrypt the stack's outputs")
+    )
+    code, _, err = run("outputs", "jetstream2", "--layer", "cluster", "-C", str(project))
+
+    assert code == 1
+    line = one_error_line(err)
+    assert "`PULUMI_BACKEND_URL=file://" in line and "pulumi stack output --stack jetstream2`" in line
+    assert "pulumi outputs" not in line and "pulumi select" not in line
+
+
+def test_json_says_what_the_cluster_layer_did_when_the_hub_layer_failed(
+    project: Path, stacks: t.FakeStacks
+) -> None:
+    stacks.events[(Layer.CLUSTER, "preview")] = t.nodegroup_resize()
+    stacks.events[(Layer.CLUSTER, "up")] = t.nodegroup_resize()
+    stacks.events[(Layer.BINDERHUB, "preview")] = t.hub_update()
+    stacks.events[(Layer.BINDERHUB, "up")] = [t.diagnostic("update failed")]
+    stacks.errors[(Layer.BINDERHUB, "up")] = CommandError(t.command_result("error: update failed"))
+    code, out, err = run("up", "--yes", "jetstream2", "--json", "-C", str(project))
+
+    assert code == 1
+    data = json.loads(out)
+    assert [layer["layer"] for layer in data["layers"]] == ["cluster"]
+    assert data["layers"][0]["operation"] == "up" and data["layers"][0]["counts"]["update"] == 1
+    assert data["failed_layer"] == "binderhub"
+    assert data["error"]["exit_code"] == 1 and "binderhub" in data["error"]["message"]
+    assert one_error_line(err).startswith("error: up failed: binderhub")
+
+    # Without --json the summary of what was applied comes before the error.
+    code, out, _ = run("up", "--yes", "jetstream2", "-q", "-C", str(project))
+    assert code == 1
+    assert out.startswith("cluster (jetstream-binderhub/jetstream2): applied: 0 created, 1 updated")
 
 
 # --- up -----------------------------------------------------------------------------------------

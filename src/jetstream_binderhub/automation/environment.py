@@ -145,8 +145,17 @@ class Backend:
     def prepare(self) -> None:
         """Create the local state directory (private to the user): `pulumi` refuses a missing one."""
         path = self.local_dir
-        if path is not None:
+        if path is None:
+            return
+        try:
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            from jetstream_binderhub.automation.errors import BackendUnreachable
+
+            raise BackendUnreachable(
+                f"cannot create the state directory {path} ({exc.strerror or type(exc).__name__}): choose one "
+                "you can write with --backend file://DIR (or PULUMI_BACKEND_URL), or fix its permissions"
+            ) from None
 
 
 def resolve_backend(explicit: str | None, env: Mapping[str, str], default_dir: Path) -> Backend:

@@ -7,7 +7,8 @@ Exit codes (documented in docs/cli.md, stable for scripts and CI):
 - 2: bad input (config, arguments) — see :mod:`jetstream_binderhub.errors`;
 - 3: a safety guard refused (replacement — :class:`jetstream_binderhub.engine.guard.GuardRefused` —,
   destroy while the hub runs, protected cluster, no confirmation); nothing changed;
-- 4: the stack's state is in the way: locked by another update, or not found;
+- 4: the stack's state is in the way: locked by another update, not found, or its backend cannot be
+  reached or written;
 - 5: the machine is not ready: Pulumi CLI missing or too old, credentials or passphrase missing;
 - 130: stopped by Ctrl-C.
 """
@@ -57,6 +58,10 @@ class StackNotFound(StateProblem):
     pass
 
 
+class BackendUnreachable(StateProblem):
+    """The state backend could not be opened (network, credentials, permissions); nothing ran."""
+
+
 class Refused(JetstreamBinderHubError):
     """A safety guard stopped the operation before anything changed (same code as GuardRefused)."""
 
@@ -75,6 +80,22 @@ class OutputFileExists(JetstreamBinderHubError):
     """A file the command would write is already there; nothing was overwritten."""
 
     exit_code = 2
+
+
+class OutputFileUnwritable(JetstreamBinderHubError):
+    """A file the command would write cannot be written there (permissions, a missing directory)."""
+
+    exit_code = 2
+
+
+class EnvironmentIncomplete(EnvironmentNotReady):
+    """More than one thing the machine must provide is missing: every one is named, in the order a user
+    fixes them, so one run shows the whole list."""
+
+    def __init__(self, problems: list[EnvironmentNotReady]) -> None:
+        self.problems = list(problems)
+        self.error_lines = [str(p) for p in self.problems]
+        super().__init__("\n".join(self.error_lines))
 
 
 class UpdateFailed(JetstreamBinderHubError):

@@ -11,6 +11,7 @@ import re
 from typing import TYPE_CHECKING
 
 from jetstream_binderhub.automation.errors import (
+    BackendUnreachable,
     PassphraseMissing,
     PassphraseWrong,
     PlanViolated,
@@ -119,6 +120,37 @@ def _plan_violation(text: str, changes: LayerChanges | None) -> str | None:
     return None
 
 
+_CLI_COMMAND = {
+    "select": "stack select {stack}",
+    "outputs": "stack output --stack {stack}",
+    "config": "config --stack {stack}",
+    "preview": "preview --stack {stack}",
+    "up": "up --stack {stack}",
+    "refresh": "refresh --stack {stack}",
+    "destroy": "destroy --stack {stack}",
+}
+"""Our operation -> the plain `pulumi` command that does the same, for "rerun it for the full log"."""
+
+_UNREACHABLE = re.compile(
+    r"dial tcp|no such host|connection refused|i/o timeout|tls handshake|network is unreachable|"
+    r"could not log in|unable to open bucket|could not list bucket|permission denied|read-only file system|"
+    r"accessdenied|nosuchbucket|invalidaccesskeyid",
+    re.IGNORECASE,
+)
+"""Words of a backend that cannot be reached or written, from Go's net package, gocloud's blob drivers
+and the diy backend (pulumi/pulumi pkg/backend/diy/bucket.go), or the CLI's login."""
+
+
+def _cause(text: str) -> str:
+    """The CLI's own reason: its most specific `error:` line, else its last line of output."""
+    summary = command_summary(text)
+    if summary:
+        return summary
+    lines = [clean_text(line).strip() for line in _stderr(text).splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("code:", "stdout:", "stderr:"))]
+    return _short(lines[-1]) if lines else "the Pulumi CLI gave no reason"
+
+
 def translate(
     exc: BaseException,
     spec: LayerSpec,
@@ -175,6 +207,13 @@ def translate(
                 layer=spec.layer.value,
                 details=[violation],
             )
+        engine_errors = changes.errors if changes is not None else []
+        # Opening a stack talks to the backend only; so does any command whose engine never reported.
+        if operation == "select" or (not engine_errors and _UNREACHABLE.search(text)):
+            return BackendUnreachable(
+                f"cannot open stack {where}: {_cause(text)}. Check the backend URL (--backend or "
+                "PULUMI_BACKEND_URL), that this machine can reach it, and its credentials or permissions"
+            )
         line = changes.failure_line() if changes is not None else None
         details = [d.headline for d in changes.errors] if changes is not None else []
         messages = [d.message.lower() for d in changes.errors] if changes is not None else []
@@ -190,9 +229,10 @@ def translate(
                 else f"{spec.layer.value}: pulumi {operation} failed"
             )
         # A local program can be rerun with plain pulumi for the full log; an inline one cannot.
+        command = _CLI_COMMAND.get(operation)
         hint = (
-            f" (full log: `{env}pulumi {operation} --stack {spec.stack}` in {spec.work_dir})"
-            if spec.program is None
+            f" (full log: `{env}pulumi {command.format(stack=spec.stack)}` in {spec.work_dir})"
+            if spec.program is None and command is not None
             else ""
         )
         return UpdateFailed(

@@ -9,6 +9,14 @@ The Automation API runs `pulumi` as a child process in our process group. If Pyt
 KeyboardInterrupt unwound through it, the pipes to the child would be closed under it and the
 child could die on a broken pipe before it saves the state. So the command runs in a worker thread;
 the main thread only waits, and on Ctrl-C keeps waiting for the engine to finish stopping.
+
+Pulumi must get each Ctrl-C exactly once: a second one abandons the operations in flight. A Ctrl-C typed
+at a terminal, or a signal sent to the whole process group (a CI runner, `kill -INT -PGID`), reaches
+`pulumi` by itself; one sent to this process alone (`kill -INT PID`, `_thread.interrupt_main`) does not.
+Which of the two happened cannot be read from the signal, but Pulumi says when it got one: its engine
+writes "^C received; cancelling" (then "^C received; terminating") as a stdout event
+(pulumi/pulumi pkg/backend/cancellation_scope.go), which reaches the event stream. So the signal is
+forwarded only when no such acknowledgement arrives within a grace period.
 """
 
 from __future__ import annotations
@@ -25,6 +33,36 @@ from typing import TypeVar
 from jetstream_binderhub.automation.errors import Interrupted
 
 T = TypeVar("T")
+
+ACK_GRACE_SECONDS = 2.0
+"""How long to wait for Pulumi's own acknowledgement of a Ctrl-C before concluding it did not get one
+(the event log is tailed every 0.1 s; the engine answers at once)."""
+
+ACK_WORDS = ("received; cancelling", "received; terminating")
+
+
+class SigintAcks:
+    """Counts Pulumi's acknowledgements of SIGINT seen in the engine's events; feed it every event."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._seen = 0
+        self._asked = 0
+
+    def see(self, event: object) -> None:
+        stdout = getattr(event, "stdout_event", None)
+        message = getattr(stdout, "message", "") or ""
+        if any(word in message for word in ACK_WORDS):
+            with self._cond:
+                self._seen += 1
+                self._cond.notify_all()
+
+    def next_within(self, timeout: float) -> bool:
+        """Whether Pulumi acknowledges one more SIGINT (this Ctrl-C's) within `timeout` seconds."""
+        with self._cond:
+            self._asked += 1
+            return self._cond.wait_for(lambda: self._seen >= self._asked, timeout)
+
 
 STOPPING = (
     "Ctrl-C: asking Pulumi to stop after the operations in flight (a Magnum cluster operation can take "
@@ -79,13 +117,17 @@ def _is_pulumi(pid: int) -> bool:
     return Path(out.stdout.strip()).name.startswith("pulumi")
 
 
-def forward_sigint() -> int:
-    """Pass SIGINT to our `pulumi` children unless the terminal already did; how many were signalled.
+def forward_sigint(acknowledged: Callable[[float], bool] | None = None, grace: float | None = None) -> int:
+    """Pass SIGINT to our `pulumi` children unless they got it already; how many were signalled.
 
-    A signal sent to this process alone (`kill -INT`, a CI runner's cancel) does not reach the child,
-    and a second one would make Pulumi abandon its operations, so the terminal case is left alone.
+    They got it when a terminal delivered it to our foreground process group, or when Pulumi
+    acknowledges it (`acknowledged(grace)`, see :class:`SigintAcks`): a signal sent to the whole group
+    without a terminal (CI) reaches the child too, and a second copy would make Pulumi abandon its
+    operations. Only a signal sent to this process alone is forwarded.
     """
     if os.name != "posix" or _terminal_delivered_sigint():
+        return 0
+    if acknowledged is not None and acknowledged(ACK_GRACE_SECONDS if grace is None else grace):
         return 0
     sent = 0
     for pid in _pulumi_children():
@@ -95,6 +137,13 @@ def forward_sigint() -> int:
         except OSError:
             continue
     return sent
+
+
+def _abandoned(what: str) -> Interrupted:
+    return Interrupted(
+        f"{what} abandoned by a second Ctrl-C: the stack may stay locked with pending operations; "
+        "run `pulumi cancel --yes` and `pulumi refresh` for it before the next update"
+    )
 
 
 def run_interruptibly(
@@ -136,13 +185,14 @@ def run_interruptibly(
                 raise Interrupted(f"{what} was not started (Ctrl-C)") from None
             if interrupted:
                 forward()  # a second SIGINT: Pulumi exits at once
-                raise Interrupted(
-                    f"{what} abandoned by a second Ctrl-C: the stack may stay locked with pending operations; "
-                    "run `pulumi cancel --yes` and `pulumi refresh` for it before the next update"
-                ) from None
+                raise _abandoned(what) from None
             interrupted = True
-            forward()
             on_stopping(STOPPING)
+            try:
+                forward()  # may wait a moment for Pulumi to say it got this one itself
+            except KeyboardInterrupt:
+                forward()
+                raise _abandoned(what) from None
     if interrupted:
         finished = "error" not in outcome
         raise Interrupted(

@@ -164,6 +164,8 @@ class SiteResult:
     operation: Operation
     layers: tuple[LayerResult, ...]
     notes: tuple[str, ...] = ()
+    failed_layer: Layer | None = None
+    """Set on the partial result an error carries: the layer that failed after the ones in `layers` ran."""
 
     def layer(self, layer: Layer | str) -> LayerResult:
         return next(r for r in self.layers if r.layer == Layer(layer))
@@ -187,4 +189,5 @@ class SiteResult:
             "operation": self.operation,
             "layers": [r.to_json() for r in self.layers],
             "notes": list(self.notes),
+            **({"failed_layer": self.failed_layer.value} if self.failed_layer else {}),
         }

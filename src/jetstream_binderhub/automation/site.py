@@ -36,9 +36,15 @@ from jetstream_binderhub.automation.environment import (
     require_passphrase,
     resolve_backend,
 )
-from jetstream_binderhub.automation.errors import DestroyRefused, NotConfirmed, StackNotFound
+from jetstream_binderhub.automation.errors import (
+    DestroyRefused,
+    EnvironmentIncomplete,
+    EnvironmentNotReady,
+    NotConfirmed,
+    StackNotFound,
+)
 from jetstream_binderhub.automation.failures import translate
-from jetstream_binderhub.automation.interrupt import run_interruptibly
+from jetstream_binderhub.automation.interrupt import SigintAcks, forward_sigint, run_interruptibly
 from jetstream_binderhub.automation.progress import NullProgress, Progress
 from jetstream_binderhub.automation.results import (
     Layer,
@@ -298,13 +304,22 @@ class Site:
 
     def check_environment(self, layers: Collection[Layer], *, cloud: bool) -> None:
         """Everything the machine must provide, in the order a user fixes it: the Pulumi CLI, the
-        backend login, the secrets passphrase, and (for operations that reach OpenStack) credentials."""
-        self._stacks.check()
-        require_cloud_login(self.env, self.backend)
-        for layer in layers:
-            stack_file = self._stack_file(layer)
-            provider = self.secrets_provider or (stack_file.secrets_provider if stack_file else None)
-            require_passphrase(self.env, self.backend, provider)
+        backend login, the secrets passphrase, and (for operations that reach OpenStack) credentials.
+
+        Every missing piece is reported at once (EnvironmentIncomplete) rather than one per run."""
+        checks: list[Callable[[], object]] = [
+            self._stacks.check,
+            lambda: require_cloud_login(self.env, self.backend),
+        ]
+        providers = {
+            self.secrets_provider or (stack_file.secrets_provider if stack_file else None)
+            for layer in layers
+            for stack_file in [self._stack_file(layer)]
+        }
+        checks += [
+            functools.partial(require_passphrase, self.env, self.backend, provider)
+            for provider in sorted(providers, key=str)
+        ]
         if cloud:
             in_files = any(
                 key in stack_file.values
@@ -313,7 +328,18 @@ class Site:
                 for key in OPENSTACK_AUTH_KEYS
             )
             if not in_files:
-                require_openstack_credentials(self.env)
+                checks.append(lambda: require_openstack_credentials(self.env))
+        missing: list[EnvironmentNotReady] = []
+        for check in checks:
+            try:
+                check()
+            except EnvironmentNotReady as exc:
+                if str(exc) not in {str(m) for m in missing}:
+                    missing.append(exc)
+        if len(missing) == 1:
+            raise missing[0]
+        if missing:
+            raise EnvironmentIncomplete(missing)
 
     # --- operations ---------------------------------------------------------------------------
 
@@ -359,38 +385,52 @@ class Site:
         `confirm` is asked with each layer's checked preview before that layer is applied (not when the
         preview changes nothing); a false answer raises NotConfirmed. None: no question (the caller
         decided, as `up --yes`)."""
-        from jetstream_binderhub.engine.guard import GuardRefused, find_dangerous
-
         layers, notes = self._layers(layer)
         self.check_environment(layers, cloud=True)
         allow = frozenset(allow_replace)
         results: list[LayerResult] = []
         for current in layers:
-            stack = self._open(current, create=True, allow_replace=allow)
-            with _plan_dir() as plans:
-                plan = plans / f"{current.value}.plan.json"
-                preview = self._run(current, "preview", stack=stack, plan=plan)
-                assert preview.changes is not None
-                dangers = find_dangerous([preview.changes], allow, allow_upgrade=allow_upgrade)
-                if dangers:
-                    raise GuardRefused(dangers)
-                if confirm is not None and preview.changes.has_changes and not confirm(preview):
-                    applied = " and ".join(r.layer.value for r in results)
-                    raise NotConfirmed(
-                        f"up of site {self.name} was not confirmed: nothing of its {current.value} layer was "
-                        "applied"
-                        + (f" (the {applied} layer was)" if applied else "")
-                        + " (--yes skips the question)"
-                    )
-                expected = sum(1 for c in preview.changes.changes if c.op != "same")
-                results.append(self._run(current, "up", expected=expected, stack=stack, plan=plan))
+            with self._reporting_partial("up", layers, results, notes):
+                self._up_layer(current, allow, allow_upgrade, confirm, results)
         return SiteResult(self.name, "up", tuple(results), tuple(notes))
+
+    def _up_layer(
+        self,
+        current: Layer,
+        allow: frozenset[str],
+        allow_upgrade: bool,
+        confirm: Callable[[LayerResult], bool] | None,
+        results: list[LayerResult],
+    ) -> None:
+        from jetstream_binderhub.engine.guard import GuardRefused, find_dangerous
+
+        stack = self._open(current, create=True, allow_replace=allow)
+        with _plan_dir() as plans:
+            plan = plans / f"{current.value}.plan.json"
+            preview = self._run(current, "preview", stack=stack, plan=plan)
+            assert preview.changes is not None
+            dangers = find_dangerous([preview.changes], allow, allow_upgrade=allow_upgrade)
+            if dangers:
+                raise GuardRefused(dangers)
+            if confirm is not None and preview.changes.has_changes and not confirm(preview):
+                applied = " and ".join(r.layer.value for r in results)
+                raise NotConfirmed(
+                    f"up of site {self.name} was not confirmed: nothing of its {current.value} layer was "
+                    "applied"
+                    + (f" (the {applied} layer was)" if applied else "")
+                    + " (--yes skips the question)"
+                )
+            expected = sum(1 for c in preview.changes.changes if c.op != "same")
+            results.append(self._run(current, "up", expected=expected, stack=stack, plan=plan))
 
     def refresh(self, layer: Layer | LayerChoice = "all") -> SiteResult:
         """Read every resource back from the cloud into the state (drift shows in the engine counts)."""
         layers, notes = self._layers(layer)
         self.check_environment(layers, cloud=True)
-        results = [self._run(current, "refresh") for current in layers]
+        results: list[LayerResult] = []
+        for current in layers:
+            with self._reporting_partial("refresh", layers, results, notes):
+                results.append(self._run(current, "refresh"))
         return SiteResult(self.name, "refresh", tuple(results), tuple(notes))
 
     def destroy(
@@ -416,12 +456,29 @@ class Site:
             )
         results: list[LayerResult] = []
         for current in layers:
-            if current is Layer.CLUSTER and Layer.BINDERHUB in layers:
-                self._refuse_while_hub_holds_resources()
-            stack = self._open(current, create=False)
-            expected = sum(1 for r in stack.resources() if not r.bookkeeping)
-            results.append(self._run(current, "destroy", expected=expected, stack=stack))
+            with self._reporting_partial("destroy", layers, results, notes):
+                if current is Layer.CLUSTER and Layer.BINDERHUB in layers:
+                    self._refuse_while_hub_holds_resources()
+                stack = self._open(current, create=False)
+                expected = sum(1 for r in stack.resources() if not r.bookkeeping)
+                results.append(self._run(current, "destroy", expected=expected, stack=stack))
         return SiteResult(self.name, "destroy", tuple(results), tuple(notes))
+
+    @contextlib.contextmanager
+    def _reporting_partial(
+        self, operation: Operation, layers: list[Layer], results: list[LayerResult], notes: list[str]
+    ) -> Iterator[None]:
+        """When a layer fails after another one was applied, the error carries what was done
+        (``exc.partial``): a script must learn that the cluster changed although the hub failed."""
+        try:
+            yield
+        except JetstreamBinderHubError as exc:
+            if results:
+                failed = next((layer for layer in layers if layer not in {r.layer for r in results}), None)
+                exc.partial = SiteResult(
+                    self.name, operation, tuple(results), tuple(notes), failed_layer=failed
+                )
+            raise
 
     def _refuse_protected(self, layer: Layer) -> None:
         """Pulumi refuses to delete a protected resource half-way through a destroy; refuse up front,
@@ -549,7 +606,10 @@ class Site:
         collector = ChangeCollector(layer.value)
         progress = self.progress
 
+        acks = SigintAcks()
+
         def on_event(event: EngineEvent) -> None:
+            acks.see(event)
             collector(event)
             # A display problem must not stop the engine (nor make the Automation API print a warning).
             with contextlib.suppress(Exception):
@@ -565,6 +625,7 @@ class Site:
                 run,
                 what=f"{operation} of the {layer.value} layer ({spec.description})",
                 on_stopping=progress.note,
+                forward=functools.partial(forward_sigint, acknowledged=acks.next_within),
             )
         except JetstreamBinderHubError:
             raise
@@ -648,22 +709,31 @@ def _write_stack_file(path: Path, namespace: str, raw: Mapping[str, Any]) -> Non
 
 def write_private_file(path: Path, content: Secret[str], *, overwrite: bool = False) -> Path:
     """Write a secret to `path` with mode 0600 from the first byte: the file is created with that mode
-    (never chmod-ed after the content is in), and replaced atomically when `overwrite` is set."""
-    from jetstream_binderhub.automation.errors import OutputFileExists
+    (never chmod-ed after the content is in), and replaced atomically when `overwrite` is set. A
+    symbolic link at `path`, dangling or not, counts as an existing file and is replaced, never followed:
+    the secret must not land wherever the link points."""
+    from jetstream_binderhub.automation.errors import OutputFileExists, OutputFileUnwritable
 
     path = path.expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    target = path
-    if path.exists():
-        if not overwrite:
-            raise OutputFileExists(
-                f"{path} already exists: pass --force to replace it, or choose another --output"
-            )
-        target = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.fchmod(fd, 0o600)  # the umask may only remove bits; make the mode exact
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(content.reveal())
-    if target != path:
-        target.replace(path)
+    if os.path.lexists(path) and not overwrite:
+        what = "a symbolic link" if path.is_symlink() else "a file"
+        raise OutputFileExists(
+            f"{path} already exists ({what}): pass --force to replace it, or choose another --output"
+        )
+    target = path.with_name(f".{path.name}.{os.getpid()}.tmp") if os.path.lexists(path) else path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        os.fchmod(fd, 0o600)  # the umask may only remove bits; make the mode exact
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content.reveal())
+        if target != path:
+            target.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            if target != path:
+                target.unlink()
+        raise OutputFileUnwritable(
+            f"cannot write {path}: {exc.strerror or type(exc).__name__}; choose another --output"
+        ) from None
     return path
