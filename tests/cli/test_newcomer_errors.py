@@ -50,12 +50,12 @@ def test_file_without_config_key_says_so(site_dir: Callable[..., Path]) -> None:
 
 def test_pattern_error_says_in_words_what_is_expected(project: Path) -> None:
     hub_file = project / "binderhub" / "Pulumi.jetstream2.yaml"
-    hub_file.write_text(hub_file.read_text().replace("allocation: cis230085", "allocation: CIS230085"))
+    hub_file.write_text(hub_file.read_text().replace("allocation: see240014", "allocation: SEE240014"))
     code, out = plan(project)
     assert code == 2
     assert f"invalid configuration in {hub_file}" in out
     assert "dns.allocation: must be the allocation id in lowercase letters" in out
-    assert "or set dns.zone instead (got 'CIS230085')" in out
+    assert "or set dns.zone instead (got 'SEE240014')" in out
     assert "should match pattern" not in out
 
 

@@ -50,22 +50,22 @@ def test_an_implausible_max_count_warns_and_costs_print_as_numbers(project: Path
     set_allocation(project, 600000)
     out = plan(project)
     warning, allocation = warnings_before_the_plan(out)
-    assert "needs 1,600,012 vCPUs" in warning and "default project quota (200 vCPUs)" in warning
-    # 600,000 SU against 1,600,012 SU/h.
+    assert "needs 1,600,006 vCPUs" in warning and "default project quota (200 vCPUs)" in warning
+    # 600,000 SU against 1,600,006 SU/h.
     assert "the 600,000 SU left (support.allocation) would last 0.4 hours; lower max_count" in allocation
     assert "cluster.node_groups[0].max_count is 100,000" in warning
-    assert "at maximum size 1,600,012 SU/h" in out
+    assert "at maximum size 1,600,006 SU/h" in out
     assert not re.search(r"\de[+-]\d", out), "a cost in scientific notation"
 
 
 def test_a_site_at_the_quota_does_not_warn(project: Path) -> None:
-    # 8 + 4 + 12 * 16 = 204 vCPUs is above 200; 11 groups' worth (188) is not.
+    # 2 + 4 + 13 * 16 = 214 vCPUs is above 200; 12 groups' worth (198) is not.
     site_file = project / "Pulumi.jetstream2.yaml"
     text = site_file.read_text()
-    site_file.write_text(text.replace("max_count: 10\n", "max_count: 11\n"))
-    assert warnings_before_the_plan(plan(project)) == []
     site_file.write_text(text.replace("max_count: 10\n", "max_count: 12\n"))
-    assert "needs 204 vCPUs" in warnings_before_the_plan(plan(project))[0]
+    assert warnings_before_the_plan(plan(project)) == []
+    site_file.write_text(text.replace("max_count: 10\n", "max_count: 13\n"))
+    assert "needs 214 vCPUs" in warnings_before_the_plan(plan(project))[0]
 
 
 def test_a_missing_binderhub_file_is_said_before_the_plan(project: Path) -> None:
@@ -83,7 +83,7 @@ def test_a_copied_site_warns_about_the_same_cluster_name_and_hosts(project: Path
     assert (
         "site 'jetstream2' (Pulumi.jetstream2.yaml) uses the same cluster.name 'pythia-binder'" in warnings[0]
     )
-    assert "hub.cis230085.projects.jetstream-cloud.org" in warnings[1]
+    assert "hub.see240014.projects.jetstream-cloud.org" in warnings[1]
     assert "change binderhub.host and binderhub.hub_host" in warnings[1]
     # The other way round too, and a renamed copy is quiet.
     assert len(warnings_before_the_plan(plan(project, "jetstream2"))) == 2
@@ -91,7 +91,7 @@ def test_a_copied_site_warns_about_the_same_cluster_name_and_hosts(project: Path
     copy.write_text(copy.read_text().replace("name: pythia-binder", "name: other-binder"))
     hub_copy = project / "binderhub" / "Pulumi.copy.yaml"
     hub_copy.write_text(
-        hub_copy.read_text().replace("binder.cis", "binder2.cis").replace("hub.cis", "hub2.cis")
+        hub_copy.read_text().replace("binder.see", "binder2.see").replace("hub.see", "hub2.see")
     )
     assert warnings_before_the_plan(plan(project, "copy")) == []
 
@@ -106,11 +106,11 @@ def test_multi_line_outputs_keep_the_tree_layout(project: Path) -> None:
     assert "dns_instructions =\n" in body
     for line in body.splitlines():
         assert line == "" or line.startswith("  ") or line.startswith("Layer "), line
-    assert "      | binder.cis230085.projects.jetstream-cloud.org. 300 IN A " in body
+    assert "      | binder.see240014.projects.jetstream-cloud.org. 300 IN A " in body
 
 
 def test_an_allocation_the_minimum_size_outspends_warns(project: Path) -> None:
     set_allocation(project, 1000)
     [warning] = warnings_before_the_plan(plan(project))
-    assert warning.startswith("even at minimum size the site burns 28 SU/h of the cpu allocation")
+    assert warning.startswith("even at minimum size the site burns 22 SU/h of the cpu allocation")
     assert "the 1,000 SU left on 2026-11-27 (support.allocation) run out about 2026-11-28" in warning

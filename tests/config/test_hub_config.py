@@ -37,7 +37,7 @@ def test_shipped_site_is_the_pythia_binder(hub: dict[str, Any], repo_root: Path)
     assert set(hub) <= set(HUB_KEYS)
     cfg = parse_hub_stack(hub, source="binderhub/Pulumi.jetstream2.yaml", node_groups=LABELS)
     assert cfg.dns.provider == "designate"
-    assert cfg.dns.zone == "cis230085.projects.jetstream-cloud.org."
+    assert cfg.dns.zone == "see240014.projects.jetstream-cloud.org."
     assert cfg.binderhub.registry.provider == "quay"
     assert cfg.binderhub.registry.image_prefix.startswith("quay.io/projectpythia/")
     assert cfg.placement.core_node_group == "default-worker"
@@ -52,12 +52,12 @@ def test_shipped_site_is_the_pythia_binder(hub: dict[str, Any], repo_root: Path)
 @pytest.mark.parametrize(
     ("host", "why"),
     [
-        ("binder.cis230085.projects.jetstream-cloud.org.", "without the trailing dot"),
-        ("https://binder.cis230085.projects.jetstream-cloud.org", "not a URL"),
+        ("binder.see240014.projects.jetstream-cloud.org.", "without the trailing dot"),
+        ("https://binder.see240014.projects.jetstream-cloud.org", "not a URL"),
         ("149.165.1.2", "not an IP address"),
-        ("Binder.cis230085.projects.jetstream-cloud.org", "fully qualified lowercase"),
+        ("Binder.see240014.projects.jetstream-cloud.org", "fully qualified lowercase"),
         ("binder", "fully qualified lowercase"),
-        ("bin_der.cis230085.projects.jetstream-cloud.org", "fully qualified lowercase"),
+        ("bin_der.see240014.projects.jetstream-cloud.org", "fully qualified lowercase"),
     ],
 )
 def test_bad_host_names_are_named(hub: dict[str, Any], host: str, why: str) -> None:
@@ -73,18 +73,18 @@ def test_hosts_must_differ_and_lie_in_the_designate_zone(hub: dict[str, Any]) ->
     hub["binderhub"].update(host="binder.projectpythia.org", hub_host="hub.projectpythia.org")
     lines = errors(hub)
     assert [line.split(":", 1)[0] for line in lines] == ["binderhub.host", "binderhub.hub_host"]
-    assert "not inside the Designate zone 'cis230085.projects.jetstream-cloud.org.'" in lines[0]
+    assert "not inside the Designate zone 'see240014.projects.jetstream-cloud.org.'" in lines[0]
     # With bring-your-own DNS any host is fine.
     hub["dns"] = {"provider": "external"}
     assert check_hub_stack(hub, node_groups=LABELS)[1] == []
 
 
 def test_designate_zone_needs_its_dot_and_an_allocation_or_zone(hub: dict[str, Any]) -> None:
-    hub["dns"] = {"provider": "designate", "zone": "cis230085.projects.jetstream-cloud.org"}
+    hub["dns"] = {"provider": "designate", "zone": "see240014.projects.jetstream-cloud.org"}
     assert keys(hub) == ["dns.zone"]
     hub["dns"] = {"provider": "designate"}
     assert keys(hub) == ["dns.allocation"]
-    hub["dns"] = {"provider": "external", "allocation": "cis230085"}
+    hub["dns"] = {"provider": "external", "allocation": "see240014"}
     assert keys(hub) == ["dns.allocation"]
 
 
@@ -237,3 +237,29 @@ def test_builder_resources_are_kubernetes_quantities_with_limits_above_requests(
 def test_cors_origin_is_star_or_one_origin(hub: dict[str, Any], origin: str) -> None:
     hub["binderhub"]["cors_allow_origin"] = origin
     assert keys(hub) == ["binderhub.cors_allow_origin"]
+
+
+def test_shipped_site_matches_the_live_pythia_binder(hub: dict[str, Any], repo_root: Path) -> None:
+    cfg = parse_hub_stack(hub, node_groups=LABELS)
+    # Project Pythia's allocation (SEE240014) names the zone; the hosts live in it.
+    assert cfg.dns.zone == "see240014.projects.jetstream-cloud.org."
+    assert cfg.binderhub.host == "binder.see240014.projects.jetstream-cloud.org"
+    assert cfg.binderhub.cors_allow_origin == "*"
+    res = cfg.binderhub.jupyterhub.user_resources
+    assert (res.memory_guarantee, res.memory_limit, res.cpu_limit) == ("8G", "8G", 4)
+    limits = cfg.binderhub.limits
+    # BinderHub ignores case and matches from the start of <owner>/<repo>/<ref>.
+    for spec in (
+        "ProjectPythia/pythia-foundations/HEAD",
+        "projectpythia/radar-cookbook/main",
+        "KTYLE/metpy-workshop/HEAD",
+        "daes433533/course/HEAD",
+        "binder-examples/requirements/HEAD",
+        "brian-rose/ClimateLaboratoryBook/main",
+    ):
+        assert limits.allows("gh", spec), spec
+    for spec in ("someone/ProjectPythia/HEAD", "ktyle-fork/x/HEAD", "brian-rosette/x/HEAD"):
+        assert not limits.allows("gh", spec), spec
+    assert not limits.allows("git", "https://github.com/ProjectPythia/x/HEAD")
+    text = (repo_root / "Pulumi.jetstream2.yaml").read_text()
+    assert "flavor: m3.small" in text

@@ -117,12 +117,20 @@ def test_chart_versions_and_release_settings_follow_the_config(
 def test_binderhub_values_match_the_config(plan_hub: PlanHub, hub_config: dict[str, Any]) -> None:
     values = plan_hub(hub_config).values()
     bh = values["config"]["BinderHub"]
-    assert bh["hub_url"] == "https://hub.cis230085.projects.jetstream-cloud.org"
+    assert bh["hub_url"] == "https://hub.see240014.projects.jetstream-cloud.org"
     assert bh["image_prefix"] == "quay.io/projectpythia/binder-"
     assert bh["use_registry"] is True
     assert bh["per_repo_quota"] == 40
-    assert values["config"]["LaunchQuota"] == {"total_quota": 120}
-    assert values["config"]["GitHubRepoProvider"] == {"allowed_specs": ["^projectpythia/.*"]}
+    assert values["config"]["LaunchQuota"] == {"total_quota": 60}
+    assert values["config"]["GitHubRepoProvider"] == {
+        "allowed_specs": [
+            "^ProjectPythia/.*$",
+            "^ktyle/.*$",
+            "^DAES433533/.*$",
+            "^binder-examples/.*",
+            "^brian-rose/.*$",
+        ]
+    }
     assert "'gh': GitHubRepoProvider" in values["extraConfig"]["10-repo-providers"]
     assert values["config"]["DockerRegistry"]["url"] == "https://quay.io"
     assert (
@@ -134,8 +142,8 @@ def test_binderhub_values_match_the_config(plan_hub: PlanHub, hub_config: dict[s
     assert values["service"] == {"type": "ClusterIP"}
     assert values["jupyterhub"]["proxy"]["service"] == {"type": "ClusterIP"}
     for host, ingress in (
-        ("binder.cis230085.projects.jetstream-cloud.org", values["ingress"]),
-        ("hub.cis230085.projects.jetstream-cloud.org", values["jupyterhub"]["ingress"]),
+        ("binder.see240014.projects.jetstream-cloud.org", values["ingress"]),
+        ("hub.see240014.projects.jetstream-cloud.org", values["jupyterhub"]["ingress"]),
     ):
         assert ingress["enabled"] is True and ingress["hosts"] == [host]
         assert ingress["ingressClassName"] == "traefik"
@@ -145,7 +153,7 @@ def test_binderhub_values_match_the_config(plan_hub: PlanHub, hub_config: dict[s
     assert (cull["enabled"], cull["timeout"], cull["maxAge"]) == (True, 1800, 28800)
     single = values["jupyterhub"]["singleuser"]
     assert single["cpu"] == {"guarantee": 1, "limit": 4}
-    assert single["memory"] == {"guarantee": "4G", "limit": "8G"}
+    assert single["memory"] == {"guarantee": "8G", "limit": "8G"}
     assert single["networkPolicy"]["enabled"] is True
     assert values["jupyterhub"]["hub"]["networkPolicy"]["enabled"] is True
 
@@ -218,13 +226,13 @@ def test_designate_records_point_at_the_floating_ip(plan_hub: PlanHub, hub_confi
         r.inputs["name"]: r.inputs for r in run.layer.resources if r.type == RECORD_SET and r.parent == "dns"
     }
     assert set(records) == {
-        "binder.cis230085.projects.jetstream-cloud.org.",
-        "hub.cis230085.projects.jetstream-cloud.org.",
+        "binder.see240014.projects.jetstream-cloud.org.",
+        "hub.see240014.projects.jetstream-cloud.org.",
     }
     for rec in records.values():
         assert rec["type"] == "A"
         assert rec["records"] == ["<ingress-floating-ip.address>"]
-        assert rec["zone_id"] == "<id of Designate zone cis230085.projects.jetstream-cloud.org.>"
+        assert rec["zone_id"] == "<id of Designate zone see240014.projects.jetstream-cloud.org.>"
         assert rec["ttl"] == 300
     assert run.output("dns_names") == sorted(records)
     assert "dns_instructions" not in {o.name for o in run.layer.outputs}
@@ -362,8 +370,8 @@ def test_plain_text_password_is_refused_before_anything_runs(
 
 def test_outputs_name_both_urls_the_ip_and_the_names(plan_hub: PlanHub, hub_config: dict[str, Any]) -> None:
     run = plan_hub(hub_config)
-    assert run.output("binderhub_url") == "https://binder.cis230085.projects.jetstream-cloud.org"
-    assert run.output("jupyterhub_url") == "https://hub.cis230085.projects.jetstream-cloud.org"
+    assert run.output("binderhub_url") == "https://binder.see240014.projects.jetstream-cloud.org"
+    assert run.output("jupyterhub_url") == "https://hub.see240014.projects.jetstream-cloud.org"
     assert run.output("dns_provider") == "designate"
     assert run.output("letsencrypt") == "production"
     # The one secret output is Grafana's generated admin password.

@@ -57,7 +57,7 @@ def test_plan_shows_both_layers_with_secrets_masked(repo_root: Path) -> None:
     }
     assert by_name["cluster-k8s"]["inputs"]["kubeconfig"] == "[secret]"
     outputs = {o["name"]: o["value"] for o in hub["outputs"]}
-    assert outputs["binderhub_url"] == "https://binder.cis230085.projects.jetstream-cloud.org"
+    assert outputs["binderhub_url"] == "https://binder.see240014.projects.jetstream-cloud.org"
 
 
 def test_users_that_cannot_fit_on_a_user_node_are_refused(
@@ -104,7 +104,7 @@ def test_bad_hub_config_exits_2_before_anything_is_planned(
     site_dir: Callable[..., Path], hub_config: dict[str, Any]
 ) -> None:
     root = site_dir()
-    hub_config["binderhub"]["host"] = "binder.cis230085.projects.jetstream-cloud.org."
+    hub_config["binderhub"]["host"] = "binder.see240014.projects.jetstream-cloud.org."
     hub_config["binderhub"]["registry"]["image_prefix"] = "quay.io/binder-"
     hub_config["binderhub"]["limits"]["total_quota"] = -1
     hub_config["tls"]["acme_email"] = "not-an-email"
@@ -121,7 +121,7 @@ def test_bad_hub_config_exits_2_before_anything_is_planned(
     assert "Traceback" not in result.output
     assert "Layer cluster" not in result.output, "nothing is planned when any layer's config is wrong"
     # Once the model is valid, the checks against the cluster and the registry run too.
-    hub_config["binderhub"]["host"] = "binder.cis230085.projects.jetstream-cloud.org"
+    hub_config["binderhub"]["host"] = "binder.see240014.projects.jetstream-cloud.org"
     hub_config["binderhub"]["limits"]["total_quota"] = 100
     hub_config["tls"]["acme_email"] = "projectpythia@ucar.edu"
     (root / "binderhub" / "Pulumi.jetstream2.yaml").write_text(

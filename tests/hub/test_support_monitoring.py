@@ -58,7 +58,7 @@ def test_grafana_is_behind_tls_with_github_login_and_never_anonymous(
         hub_config, secrets={"registry_password": PASSWORD, "grafana_github_client_secret": CLIENT_SECRET}
     )
     values = run.resource(RELEASE, "support-grafana").inputs["values"]
-    host = "grafana.cis230085.projects.jetstream-cloud.org"
+    host = "grafana.see240014.projects.jetstream-cloud.org"
     ingress = values["ingress"]
     assert ingress["hosts"] == [host] and ingress["tls"] == [{"hosts": [host], "secretName": "grafana-tls"}]
     assert ingress["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt-production"}
@@ -114,8 +114,8 @@ def test_grafana_host_must_be_its_own_and_inside_the_zone(hub_config: dict[str, 
         parse_hub_stack(hub_config)
     assert err.value.lines() == [
         "support.monitoring.grafana.host: 'grafana.example.org' is not inside the Designate zone "
-        "'cis230085.projects.jetstream-cloud.org.'; Designate only holds records under its zone "
-        "(e.g. grafana.cis230085.projects.jetstream-cloud.org)"
+        "'see240014.projects.jetstream-cloud.org.'; Designate only holds records under its zone "
+        "(e.g. grafana.see240014.projects.jetstream-cloud.org)"
     ]
     hub_config["support"]["monitoring"]["grafana"]["host"] = hub_config["binderhub"]["hub_host"]
     with pytest.raises(ConfigError, match="Grafana needs a host of its own"):

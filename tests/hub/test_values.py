@@ -111,8 +111,8 @@ def test_every_registry_choice_validates_and_is_wired(kind: str, hub_config: dic
 @pytest.mark.parametrize(
     "dns",
     [
-        {"provider": "designate", "allocation": "cis230085"},
-        {"provider": "designate", "zone": "cis230085.projects.jetstream-cloud.org."},
+        {"provider": "designate", "allocation": "see240014"},
+        {"provider": "designate", "zone": "see240014.projects.jetstream-cloud.org."},
         {"provider": "external"},
     ],
     ids=["designate-allocation", "designate-zone", "external"],

@@ -64,7 +64,7 @@ def test_template_inputs(plan_cluster: PlanCluster, cluster_config: dict[str, An
     assert inputs["fixed_network"] == "auto_allocated_network"
     assert inputs["image"] == "ubuntu-jammy-kube-v1.33.2-250626-0848"
     assert inputs["flavor"] == "m3.quad"
-    assert inputs["master_flavor"] == "m3.medium"
+    assert inputs["master_flavor"] == "m3.small"
     labels = inputs["labels"]
     assert labels["auto_scaling_enabled"] == "true"
     assert labels["capi_helm_chart_version"] == "0.16.0"

@@ -12,10 +12,10 @@ from jetstream_binderhub.profiles import load_profile
 def test_shipped_site_cost(cluster_config: dict[str, Any]) -> None:
     cfg = parse_cluster_stack(cluster_config)
     cost = estimate(cfg.cluster, load_profile("jetstream2"))
-    # m3.medium control plane (8) + m3.quad default-worker (4) + m3.large users 1..10 (16 each)
-    assert cost.min_per_hour == 8 + 4 + 16
-    assert cost.max_per_hour == 8 + 4 + 16 * 10
-    assert cost.min_per_year == (8 + 4 + 16) * 24 * 365
+    # m3.small control plane (2) + m3.quad default-worker (4) + m3.large users 1..10 (16 each)
+    assert cost.min_per_hour == 2 + 4 + 16
+    assert cost.max_per_hour == 2 + 4 + 16 * 10
+    assert cost.min_per_year == (2 + 4 + 16) * 24 * 365
     assert [(line.group, line.min_count, line.max_count) for line in cost.lines] == [
         ("control-plane", 1, 1),
         ("default-worker", 1, 1),

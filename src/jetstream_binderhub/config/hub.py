@@ -626,10 +626,15 @@ class LimitsConfig(Model):
     )
     allowed_specs: dict[RepoProviderPrefix, tuple[str, ...]] = Field(
         default_factory=dict,
-        description="Per provider prefix, regular expressions a spec must match (e.g. gh: ['^projectpythia/.*']).",
+        description=(
+            "Per provider prefix, regular expressions a spec (`<owner>/<repo>/<ref>` for gh) must match "
+            "(e.g. gh: ['^ProjectPythia/.*']). BinderHub matches from the start of the spec and ignores case, "
+            "so `^ProjectPythia/` also admits projectpythia/."
+        ),
     )
     banned_specs: dict[RepoProviderPrefix, tuple[str, ...]] = Field(
-        default_factory=dict, description="Per provider prefix, regular expressions of specs refused."
+        default_factory=dict,
+        description="Per provider prefix, regular expressions of specs refused (matched the same way).",
     )
     per_repo_quota: int = Field(
         default=0,
@@ -648,12 +653,23 @@ class LimitsConfig(Model):
         for prefix, patterns in value.items():
             for pattern in patterns:
                 try:
-                    re.compile(pattern)
+                    re.compile(pattern, re.IGNORECASE)
                 except re.error as exc:
                     raise ValueError(
                         f"{prefix}: {pattern!r} is not a valid regular expression ({exc})"
                     ) from None
         return value
+
+    def allows(self, prefix: RepoProviderPrefix, spec: str) -> bool:
+        """Whether BinderHub would build `spec` under these rules: refused when a banned pattern matches,
+        or when allowed patterns exist and none does; `re.match` with IGNORECASE, as BinderHub's
+        RepoProvider.is_banned does (jupyterhub/binderhub binderhub/repoproviders.py)."""
+        if self.repo_providers is not None and prefix not in self.repo_providers:
+            return False
+        if any(re.match(p, spec, re.IGNORECASE) for p in self.banned_specs.get(prefix, ())):
+            return False
+        allowed = self.allowed_specs.get(prefix, ())
+        return not allowed or any(re.match(p, spec, re.IGNORECASE) for p in allowed)
 
 
 class BinderHubConfig(Model):
