@@ -26,8 +26,8 @@ def test_plan_text_shows_tree_options_outputs_and_cost(repo_root: Path) -> None:
     assert "labels.capi_helm_chart_version = 0.16.0" in out
     assert "kubeconfig = [secret]" in out
     assert "user-m3.large" in out and "user-m3-large" in out
-    assert "at minimum size 28 SU/h" in out
-    assert "at maximum size 172 SU/h" in out
+    assert "at minimum size 22 SU/h" in out
+    assert "at maximum size 166 SU/h" in out
 
 
 def test_plan_json_is_the_same_plan(repo_root: Path) -> None:
@@ -40,8 +40,8 @@ def test_plan_json_is_the_same_plan(repo_root: Path) -> None:
     assert by_name["pythia-binder-nodegroup-user-m3.large"]["inputs"]["max_node_count"] == 10
     outputs = {o["name"]: o for o in cluster["outputs"]}
     assert outputs["kubeconfig"] == {"name": "kubeconfig", "value": "[secret]", "secret": True}
-    assert data["cost"]["min_per_hour"] == 28
-    assert data["cost"]["max_per_hour"] == 172
+    assert data["cost"]["min_per_hour"] == 22
+    assert data["cost"]["max_per_hour"] == 166
 
 
 def test_plan_finds_the_project_from_a_subdirectory(repo_root: Path, monkeypatch: Any) -> None:
