@@ -596,3 +596,36 @@ def test_every_missing_piece_of_the_environment_is_reported_at_once(project: Pat
     with pytest.raises(EnvironmentIncomplete) as missing:
         site.outputs()
     assert len(missing.value.error_lines or []) == 2
+
+
+def test_known_secret_values_are_masked_even_where_the_engine_sends_them_in_clear(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    from jetstream_binderhub.automation.comment import render_comment
+
+    passphrase = "planted-passphrase-5e2b"
+    app_secret = ready_env["OS_APPLICATION_CREDENTIAL_SECRET"]
+    release = "kubernetes:helm.sh/v3:Release"
+    events = [
+        t.step(
+            "update",
+            release,
+            "binderhub-release",
+            old={"values": {"note": "before"}},
+            new={"values": {"note": f"copied {passphrase}"}},
+            detailed={"values.note": "update"},
+            project=t.HUB,
+        ),
+        t.diagnostic(f"warning: provider said auth={app_secret} for {passphrase}", severity="warning"),
+        t.summary(update=1, same=10),
+    ]
+    stacks = t.FakeStacks(events={(Layer.BINDERHUB, "preview"): events})
+    env = {**ready_env, "PULUMI_CONFIG_PASSPHRASE": passphrase}
+    result = make_site(project, env, stacks).preview("binderhub")
+
+    shown = json.dumps(result.to_json()) + render_comment(result.layer_changes, site="jetstream2")
+    assert passphrase not in shown and app_secret not in shown
+    changes = result.layer(Layer.BINDERHUB).changes
+    assert changes is not None
+    assert changes.changes[0].values["values.note"].new == "copied [secret]"
+    assert "auth=[secret] for [secret]" in changes.diagnostics[0].message

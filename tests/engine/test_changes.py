@@ -318,3 +318,13 @@ def _op(event: dict[str, object]) -> str | None:
 def _about(event: dict[str, object], name: str) -> bool:
     pre = event.get("resourcePreEvent")
     return isinstance(pre, dict) and pre["metadata"]["urn"].endswith(f"::{name}")
+
+
+def test_redact_masks_known_values_anywhere_and_leaves_short_ones() -> None:
+    from jetstream_binderhub.engine.changes import redact
+
+    secrets = {"robot-token-123", "robot-token-123-extended", "abc"}
+    data = {"a": ["x robot-token-123-extended y", 5], "robot-token-123": "abc def"}
+    # The longer secret is masked whole, not left with a visible tail; three letters are not searched for.
+    assert redact(data, secrets) == {"a": ["x [secret] y", 5], "[secret]": "abc def"}
+    assert redact("nothing here", set()) == "nothing here"

@@ -496,3 +496,17 @@ def test_shipped_site_gives_user_pods_the_quay_pull_secret(
     assert pull.inputs["type"] == "kubernetes.io/dockerconfigjson"
     assert pull.inputs["metadata"]["name"] == "binderhub-registry-pull"
     assert run.values()["jupyterhub"]["singleuser"]["image"] == {"pullSecrets": ["binderhub-registry-pull"]}
+
+
+def test_a_secret_value_copied_into_a_plain_setting_is_still_masked(
+    plan_hub: PlanHub, hub_config: dict[str, Any]
+) -> None:
+    from jetstream_binderhub.plan.render import render_json, render_text
+
+    # The registry password pasted into a plain setting as well: its value came from a Pulumi secret.
+    hub_config["binderhub"]["banner_message"] = f"Contact us (debug: {PASSWORD})"
+    run = plan_hub(hub_config, secrets={"registry_password": PASSWORD})
+    for text in (render_text(run.plan), render_json(run.plan)):
+        assert PASSWORD not in text
+    banner = run.values()["config"]["BinderHub"]["banner_message"]
+    assert banner == "Contact us (debug: [secret])"

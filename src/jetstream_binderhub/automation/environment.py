@@ -45,6 +45,19 @@ PASSPHRASE_ENVS = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
 
 BackendKind = Literal["file", "s3", "azblob", "gs", "cloud"]
 
+SECRET_ENVS = (
+    "PULUMI_CONFIG_PASSPHRASE",
+    "PULUMI_ACCESS_TOKEN",
+    "OS_PASSWORD",
+    "OS_APPLICATION_CREDENTIAL_SECRET",
+    "AWS_SECRET_ACCESS_KEY",
+)
+"""Variables whose values are credentials: masked wherever they turn up in an engine message or diff."""
+
+
+def secret_env_values(env: Mapping[str, str]) -> frozenset[str]:
+    return frozenset(env[name] for name in SECRET_ENVS if env.get(name))
+
 
 @dataclass(frozen=True)
 class PulumiCli:

@@ -35,6 +35,7 @@ from jetstream_binderhub.automation.environment import (
     require_openstack_credentials,
     require_passphrase,
     resolve_backend,
+    secret_env_values,
 )
 from jetstream_binderhub.automation.errors import (
     DestroyRefused,
@@ -173,6 +174,10 @@ class Site:
         self.progress: Progress = progress or NullProgress()
         self._stacks: StackOpener = stacks or PulumiStacks()
         self._pending_secrets = {layer: dict(values) for layer, values in (secret_config or {}).items()}
+        # Values known to be secret, masked in every result even where the engine reports them in clear.
+        self._known_secrets = secret_env_values(self.env) | {
+            value for values in self._pending_secrets.values() for value in values.values()
+        }
 
     def __repr__(self) -> str:
         kind = "inline" if self.layout.inline else "repository"
@@ -603,7 +608,7 @@ class Site:
 
         stack = stack or self._open(layer, create=operation in ("preview", "up"))
         spec = stack.spec
-        collector = ChangeCollector(layer.value)
+        collector = ChangeCollector(layer.value, secrets=self._known_secrets)
         progress = self.progress
 
         acks = SigintAcks()

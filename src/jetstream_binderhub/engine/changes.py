@@ -18,7 +18,7 @@ import json
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -64,6 +64,32 @@ OpenStack provider's applicationCredentialSecret, for one, reaches the engine in
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*(?:[@-~]|$)|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 _PULUMI_COLOR = re.compile(r"<\{%[^%]*%\}>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+MIN_REDACTED = 6
+"""Shorter known secrets are not searched for: masking every "admin" in a plan would hide more than it
+protects (and no credential this short is worth having)."""
+
+
+def redact(value: Any, secrets: Collection[str]) -> Any:
+    """`value` (text, or JSON-like data) with every occurrence of a known secret value replaced by
+    ``[secret]``: a value that came from a Pulumi secret stays masked even where something copied it
+    into plain text (a diagnostic, another property, an output)."""
+    known = sorted((s for s in secrets if len(s) >= MIN_REDACTED), key=len, reverse=True)
+    if not known:
+        return value
+    pattern = re.compile("|".join(re.escape(s) for s in known))
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return pattern.sub(SECRET_PLACEHOLDER, item)
+        if isinstance(item, Mapping):
+            return {walk(k) if isinstance(k, str) else k: walk(v) for k, v in item.items()}
+        if isinstance(item, list | tuple):
+            return [walk(v) for v in item]
+        return item
+
+    return walk(value)
 
 
 def clean_text(text: str) -> str:
@@ -420,8 +446,10 @@ class ChangeCollector:
     event is recorded rather than raised, and :meth:`result` raises :class:`EventStreamError` instead.
     """
 
-    def __init__(self, layer: str) -> None:
+    def __init__(self, layer: str, *, secrets: Collection[str] = ()) -> None:
         self.layer = layer
+        self._secrets = tuple(secrets)
+        """Known secret values (the passphrase, credentials, secret config) masked wherever they appear."""
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
         self._steps: Counter[str] = Counter()
@@ -516,13 +544,16 @@ class ChangeCollector:
                     continue
                 changes.append(self._change(pending, op))
             diagnostics = list(self._diagnostics.values())
-            return LayerChanges(
+            result = LayerChanges(
                 layer=self.layer,
                 changes=changes,
                 unchanged=unchanged,
                 diagnostics=diagnostics,
                 missing=self._missing(),
             )
+        if not self._secrets:
+            return result
+        return LayerChanges.model_validate(redact(result.model_dump(mode="json"), self._secrets))
 
     def _change(self, pending: _Pending, op: ChangeOp) -> ResourceChange:
         replacing = op is ChangeOp.REPLACE

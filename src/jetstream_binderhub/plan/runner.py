@@ -18,6 +18,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from jetstream_binderhub.engine.changes import redact
 from jetstream_binderhub.naming import CLUSTER_TYPE, snake_case
 from jetstream_binderhub.plan.model import LayerPlan, PlannedOutput, PlannedResource
 
@@ -84,6 +85,8 @@ class _PlanMocks(pulumi_mocks.Mocks):
         self.secret_outputs = secret_outputs
         self.inputs: dict[tuple[str, str], dict[str, Any]] = {}
         self.options: dict[tuple[str, str], dict[str, Any]] = {}
+        self.secret_values: frozenset[str] = frozenset()
+        """Values of the run's secret config keys, masked wherever they appear in plain values."""
         self.thread_loops: set[asyncio.AbstractEventLoop] = set()
         """The event loops the SDK's mock monitor made in its executor threads (closed after the run)."""
 
@@ -92,7 +95,8 @@ class _PlanMocks(pulumi_mocks.Mocks):
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         self._note_thread_loop()
-        self.inputs[(args.typ, args.name)] = {snake_case(k): mask(v) for k, v in args.inputs.items()}
+        inputs = {snake_case(k): mask(v) for k, v in args.inputs.items()}
+        self.inputs[(args.typ, args.name)] = redact(inputs, self.secret_values)
         if args.typ == "pulumi:pulumi:StackReference":
             ref = str(args.inputs.get("name", args.name))
             outputs = self.stack_outputs.get(ref)
@@ -190,6 +194,8 @@ def run_layer(
     is answered from.
     """
     mocks = _PlanMocks(stack_outputs or {}, secret_outputs or {})
+    # A secret config value copied into a plain input or output is still that secret.
+    mocks.secret_values = frozenset(config[key] for key in secret_keys or () if key in config)
     # The SDK runs on the thread's event loop, and its mock monitor makes one more in every executor thread;
     # it closes none of them. Left open, they are collected at interpreter exit after their self-pipes and
     # Python prints a traceback after a successful plan. Each run gets its own loop (so its own executor
@@ -254,7 +260,8 @@ def _run(
     for name, value in sorted(getattr(root, "outputs", {}).items()):
         resolved, secret = _sync_await(_resolve(value))
         raw_outputs[name] = resolved
-        outputs.append(PlannedOutput(name=name, value=SECRET if secret else mask(resolved), secret=secret))
+        shown = SECRET if secret else redact(mask(resolved), mocks.secret_values)
+        outputs.append(PlannedOutput(name=name, value=shown, secret=secret))
 
     resources = [
         PlannedResource(
