@@ -110,6 +110,10 @@ def test_rewrite_keeps_pulumis_salt_and_stored_secrets(
     doc = yaml.safe_load(path.read_text())
     doc["encryptionsalt"] = "v1:abc:def"
     doc["config"]["openstack:applicationCredentialSecret"] = {"secure": "v1:cipher"}
+    # Keys the config no longer has go, whatever their shape: only Pulumi's `secure:` values are kept.
+    doc["config"]["jetstream-binderhub:retired_object"] = {"a": 1}
+    doc["config"]["jetstream-binderhub:retired_plain"] = "x"
+    doc["config"]["jetstream-binderhub:looks_secure"] = {"secure": "v1:c", "extra": 1}
     path.write_text(yaml.safe_dump(doc))
 
     cluster_cfg["cluster"]["default_worker"]["max_count"] = 2
@@ -119,6 +123,9 @@ def test_rewrite_keeps_pulumis_salt_and_stored_secrets(
     assert again["encryptionsalt"] == "v1:abc:def"
     assert again["config"]["openstack:applicationCredentialSecret"] == {"secure": "v1:cipher"}
     assert again["config"]["jetstream-binderhub:cluster"]["default_worker"]["max_count"] == 2
+    assert not {"retired_object", "retired_plain", "looks_secure"} & {
+        k.split(":", 1)[1] for k in again["config"]
+    }
 
 
 def test_invalid_config_is_refused_before_anything_is_written(

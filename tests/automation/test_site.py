@@ -23,6 +23,7 @@ from jetstream_binderhub.automation import (
     UpdateFailed,
 )
 from jetstream_binderhub.automation import testing as t
+from jetstream_binderhub.automation.progress import NullProgress
 from jetstream_binderhub.engine.guard import GuardRefused
 from jetstream_binderhub.errors import ConfigError, SiteNotFound
 
@@ -629,3 +630,93 @@ def test_known_secret_values_are_masked_even_where_the_engine_sends_them_in_clea
     assert changes is not None
     assert changes.changes[0].values["values.note"].new == "copied [secret]"
     assert "auth=[secret] for [secret]" in changes.diagnostics[0].message
+
+
+# --- tests that notice: each kills a mutant of site.py that survived the automation tests ----------
+
+
+NO_OPENSTACK = {k: v for k, v in t.READY_ENV.items() if not k.startswith("OS_")}
+
+
+@pytest.mark.parametrize("operation", ["preview", "up", "destroy", "refresh"])
+def test_every_operation_that_reaches_openstack_checks_its_credentials_first(
+    project: Path, operation: str
+) -> None:
+    from jetstream_binderhub.automation.errors import CredentialsMissing
+
+    stacks = t.FakeStacks(events={(Layer.CLUSTER, "preview"): t.nodegroup_resize()})
+    site = make_site(project, dict(NO_OPENSTACK), stacks)
+
+    with pytest.raises(CredentialsMissing, match="no OpenStack credentials"):
+        getattr(site, operation)("cluster")
+    assert stacks.opened == [] and stacks.calls == [], "refused before Pulumi ran"
+
+
+def test_reading_outputs_needs_no_openstack_credentials(project: Path) -> None:
+    stacks = t.FakeStacks(outputs={Layer.CLUSTER: {"cluster_name": ("pythia-binder", False)}})
+    assert make_site(project, dict(NO_OPENSTACK), stacks).outputs("cluster")[Layer.CLUSTER]["cluster_name"]
+
+
+def test_destroy_all_asks_and_goes_binderhub_first_then_the_cluster(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    stacks = t.FakeStacks(
+        resources={Layer.CLUSTER: t.cluster_resources(protect=False), Layer.BINDERHUB: t.hub_resources()}
+    )
+    result = make_site(project, ready_env, stacks).destroy("all")
+
+    assert [r.layer for r in result.layers] == [Layer.BINDERHUB, Layer.CLUSTER]
+    assert [call for call in stacks.calls if call[1] == "destroy"] == [
+        ("binderhub", "destroy"),
+        ("cluster", "destroy"),
+    ]
+
+
+def test_a_cluster_layer_that_only_adds_a_node_group_still_previews_the_hub(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    # Only a first *cluster* create skips the hub's preview; any other create leaves the cluster in place.
+    stacks = t.FakeStacks(
+        events={
+            (Layer.CLUSTER, "preview"): [
+                t.step(
+                    "create", t.NODE_GROUP_TYPE, "pythia-binder-nodegroup-gpu", new={"flavorId": "g3.large"}
+                ),
+                t.step("update", t.CLUSTER_TYPE, "pythia-binder-cluster", old={}, new={}),
+                t.summary(create=1, update=1, same=3),
+            ],
+            (Layer.BINDERHUB, "preview"): t.hub_update(),
+        }
+    )
+    result = make_site(project, ready_env, stacks).preview("all")
+
+    assert stacks.calls == [("cluster", "preview"), ("binderhub", "preview")]
+    assert result.layer(Layer.BINDERHUB).skipped is None
+
+
+def test_the_progress_display_is_told_how_many_resources_the_checked_preview_changes(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    started: list[tuple[str, str, int | None]] = []
+
+    class Recorder(NullProgress):
+        def layer_started(self, layer: Layer, operation: str, stack: str, expected: int | None) -> None:
+            started.append((layer.value, operation, expected))
+
+    stacks = t.FakeStacks(events={(Layer.CLUSTER, "preview"): t.cluster_replace()})
+    make_site(project, ready_env, stacks, progress=Recorder()).up(
+        "cluster", allow_replace={"pythia-binder-cluster"}
+    )
+
+    # cluster_replace: one replacement among three unchanged resources -> one step to watch, not three.
+    assert started == [("cluster", "preview", None), ("cluster", "up", 1)]
+
+
+def test_the_kubeconfig_directory_is_created_private(
+    project: Path, ready_env: dict[str, str], tmp_path: Path
+) -> None:
+    stacks = t.FakeStacks(outputs={Layer.CLUSTER: {"kubeconfig": ("apiVersion: v1\n", True)}})
+    path = tmp_path / "new" / "kube" / "config.yaml"
+    make_site(project, ready_env, stacks).write_kubeconfig(path)
+
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
