@@ -510,3 +510,53 @@ def test_a_secret_value_copied_into_a_plain_setting_is_still_masked(
         assert PASSWORD not in text
     banner = run.values()["config"]["BinderHub"]["banner_message"]
     assert banner == "Contact us (debug: [secret])"
+
+
+@pytest.mark.parametrize("kubeconfig", ["", "  \n", None])
+def test_an_empty_kubeconfig_never_reaches_the_provider(
+    plan_hub: PlanHub, hub_config: dict[str, Any], kubeconfig: str | None
+) -> None:
+    # pulumi-kubernetes takes "" (and its Python SDK None) as unset and loads the operator's own
+    # $KUBECONFIG / ~/.kube/config: the program stops before any Kubernetes resource could go there.
+    outputs = {
+        "profile": "jetstream2",
+        "cluster_id": "3f1c-magnum-uuid",
+        "kubeconfig": kubeconfig,
+        "node_group_labels": {"default-worker": "default-worker", "user-m3.large": "user-m3-large"},
+    }
+    with pytest.raises(Exception, match=r"the cluster stack's `kubeconfig` output is empty") as err:
+        plan_hub(hub_config, cluster_outputs=outputs)
+    assert "refusing to fall back to $KUBECONFIG" in str(err.value)
+
+
+def test_a_cluster_without_a_kubeconfig_exports_none_not_an_empty_string(
+    plan_hub: PlanHub,
+    hub_config: dict[str, Any],
+    cluster_config: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pulumi.runtime import rpc
+
+    from jetstream_binderhub.naming import CLUSTER_TYPE
+    from jetstream_binderhub.plan import runner
+
+    # What the provider reports for a cluster whose credentials Magnum has not produced.
+    monkeypatch.setitem(
+        runner.COMPUTED, CLUSTER_TYPE, lambda name, inputs: {"kubeconfig": rpc.wrap_rpc_secret({})}
+    )
+    import json
+
+    from jetstream_binderhub.config.stackfile import CLUSTER_PROJECT
+    from jetstream_binderhub.infra.program import cluster_program
+
+    config = {
+        f"{CLUSTER_PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v)
+        for k, v in cluster_config.items()
+    }
+    _, outputs = runner.run_layer(
+        cluster_program, layer="cluster", project=CLUSTER_PROJECT, stack="jetstream2", config=config
+    )
+    assert outputs.get("kubeconfig") is None
+    # ...and the BinderHub layer reading that stack stops with words, not a KeyError.
+    with pytest.raises(Exception, match=r"the cluster stack's `kubeconfig` output is empty"):
+        plan_hub(hub_config)

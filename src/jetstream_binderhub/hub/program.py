@@ -74,6 +74,19 @@ def dns_instructions(records: list[dict[str, Any]]) -> str:
     return "Create these records at your DNS provider:\n" + "\n".join(lines)
 
 
+def _require_kubeconfig(value: object) -> str:
+    """The cluster stack's kubeconfig, or a one-line stop: pulumi-kubernetes loads $KUBECONFIG or
+    ~/.kube/config when its kubeconfig is "" (provider/pkg/provider/provider.go, and the Python SDK does
+    the same for None), which would install BinderHub into whatever cluster the laptop points at."""
+    if not isinstance(value, str) or not value.strip():
+        raise pulumi.RunError(
+            "the cluster stack's `kubeconfig` output is empty: Magnum has not returned credentials for the "
+            "cluster yet (check `openstack coe cluster show <name>`, then `jetstream-binderhub refresh <site> "
+            "--layer cluster`); refusing to fall back to $KUBECONFIG or ~/.kube/config"
+        )
+    return value
+
+
 def hub_program() -> None:
     site = read_hub_config()
     cfg = pulumi.Config(HUB_PROJECT)
@@ -83,8 +96,10 @@ def hub_program() -> None:
     labels = cluster.require_output("node_group_labels")
     provider = k8s.Provider(
         "cluster-k8s",
-        # A secret raw kubeconfig from the cluster stack.
-        kubeconfig=cluster.require_output("kubeconfig"),
+        # A secret raw kubeconfig from the cluster stack, refused when empty: the provider would take ""
+        # (and the SDK None) as unset and fall back to the operator's own kubeconfig.
+        # (get_output: a missing output is the same refusal, not a KeyError from require_output.)
+        kubeconfig=pulumi.Output.secret(cluster.get_output("kubeconfig").apply(_require_kubeconfig)),
         # Identity is the Magnum cluster, not the kubeconfig's text: rotated credentials then update the
         # provider in place instead of replacing every Kubernetes resource it manages.
         cluster_identifier=cluster.require_output("cluster_id").apply(str),

@@ -90,7 +90,7 @@ class MagnumCluster(pulumi.ComponentResource):
     template: containerinfra.ClusterTemplate | None
     cluster: containerinfra.Cluster
     node_groups: dict[str, containerinfra.NodeGroup]
-    kubeconfig: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str | None]
     node_group_labels: pulumi.Output[dict[str, str]]
 
     def __init__(
@@ -191,7 +191,10 @@ class MagnumCluster(pulumi.ComponentResource):
             self.node_groups[group.name] = node_group
             previous = node_group
 
-        raw_config = self.cluster.kubeconfig.apply(lambda kc: (kc or {}).get("raw_config", ""))
+        # A missing kubeconfig stays missing (None), never "": pulumi-kubernetes treats an empty kubeconfig as
+        # unset and loads $KUBECONFIG or ~/.kube/config instead (provider/pkg/provider/provider.go), so ""
+        # would point the BinderHub layer at whatever cluster the operator's laptop knows.
+        raw_config = self.cluster.kubeconfig.apply(lambda kc: (kc or {}).get("raw_config") or None)
         self.kubeconfig = pulumi.Output.secret(raw_config)
         labels: dict[str, pulumi.Input[str]] = {DEFAULT_WORKER: DEFAULT_WORKER}
         for group_name, ng in self.node_groups.items():
