@@ -754,6 +754,87 @@ def cost(
         sys.stdout.write(render_burn(report))
 
 
+@app.command(short_help="Size a workshop: user nodes per flavor, SU per hour.")
+def size(
+    site: SiteArg,
+    users: Annotated[
+        int, typer.Option("--users", "-n", min=1, help="Concurrent users to hold.", show_default=False)
+    ],
+    hours: Annotated[
+        float | None,
+        typer.Option(
+            "--hours", min=0.01, help="Length of the workshop, for its SU total.", show_default=False
+        ),
+    ] = None,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write", help="Raise the user group's max_count in the site file to hold them (comments kept)."
+        ),
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    project_dir: ProjectDirOpt = None,
+) -> None:
+    """How many user nodes of each flavor hold N concurrent users at the guarantees each user gets, what
+    that costs per hour and for the workshop, and whether the user group's max_count is enough.
+
+    Offline: reads the site's files and profile only.
+    """
+    from jetstream_binderhub.ops.size import size_site, write_max_count
+
+    root = project_dir or find_project_dir()
+    result = run_or_exit(lambda: size_site(site, root, users=users, hours=hours))
+    written = run_or_exit(lambda: write_max_count(site, root, result)) if write else None
+    if json_output:
+        data = result.model_dump(mode="json")
+        data["written"] = str(written) if written else None
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        return
+    unit = result.unit
+    guarantees = " / ".join(
+        part
+        for part in (
+            f"{result.cpu_guarantee:g} CPU" if result.cpu_guarantee else "",
+            f"{result.memory_guarantee_gib:g} GiB" if result.memory_guarantee_gib else "",
+        )
+        if part
+    )
+    span = f" for {result.hours:g} h" if result.hours else ""
+    typer.echo(
+        f"{site}: {result.users} concurrent users{span}, each guaranteed {guarantees}; user group "
+        f"{result.user_group} ({result.user_group_flavor}); the rest of the site {result.fixed_su_per_hour:g} {unit}/h"
+    )
+    header = f"  {'flavor':<11}{'users/node':>11}  {'limit':<7}{'nodes':>6}{'user ' + unit + '/h':>12}{'site ' + unit + '/h':>12}"
+    if result.hours:
+        header += f"{unit + ' total':>12}"
+    typer.echo(header)
+    for f in result.candidates:
+        mark = "*" if f.flavor == result.user_group_flavor else " "
+        line = (
+            f"{mark} {f.flavor:<11}{f.users_per_node:>11}  {f.limited_by:<7}{f.nodes:>6}"
+            f"{f.user_su_per_hour:>12g}{f.site_su_per_hour:>12g}"
+        )
+        if f.workshop_su is not None:
+            line += f"{f.workshop_su:>12g}"
+        typer.echo(line)
+    if result.current is not None:
+        verdict = "covers it" if result.covers else f"is too small: {result.current.nodes} needed"
+        typer.echo(
+            f"{result.user_group}: max_count {result.max_count} {verdict} "
+            f"({result.current.nodes} x {result.user_group_flavor}, * above)"
+        )
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    if write:
+        if written:
+            typer.echo(f"wrote max_count {result.current.nodes if result.current else '?'} to {written}")
+        else:
+            typer.echo("nothing written: max_count already covers it")
+    typer.echo("assumptions:")
+    for line in result.assumptions:
+        typer.echo(f"  - {line}")
+
+
 def main() -> None:
     app()
 

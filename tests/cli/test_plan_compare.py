@@ -92,6 +92,20 @@ def test_cli_writes_the_plan_of_intent_comment(repo: Path, tmp_path: Path) -> No
     assert "`pythia-binder-cluster`" in text and "`master_count`" in text
 
 
+def test_the_comment_shows_the_su_per_hour_change(repo: Path) -> None:
+    # The user group grows from 10 to 12 m3.large at most (16 SU/hour each) and to 2 at least.
+    edit_site(repo, "max_count: 10", "max_count: 12")
+    edit_site(repo, "min_count: 1\n        max_count", "min_count: 2\n        max_count")
+    result = runner.invoke(app, ["plan", "jetstream2", "--compare", "base", "-C", str(repo)])
+    assert result.exit_code == 0, result.output
+    assert "SU/hour: at minimum size 28 -> 44 (+16); at maximum size 172 -> 204 (+32)" in result.stdout
+
+
+def test_an_unchanged_cost_says_so(repo: Path) -> None:
+    comparison = compare("jetstream2", repo, "base")
+    assert comparison.notes[0] == "SU/hour: at minimum size 28 (unchanged); at maximum size 172 (unchanged)"
+
+
 def test_cli_prints_to_stdout_and_json(repo: Path) -> None:
     edit_site(repo, "max_count: 10", "max_count: 12")
     result = runner.invoke(app, ["plan", "jetstream2", "--compare", "base", "-C", str(repo)])

@@ -344,7 +344,10 @@ def compare(site: str, project_dir: Path, base: str) -> Comparison:
     else:
         base_plan, notes = plan_files(site, project_dir, Path(base))
         label = str(base)
-    notes = [*notes, *head.warnings, *head.notes]
+    from jetstream_binderhub.plan.cost import cost_change
+
+    # The allocation is what a reviewer weighs a size or flavor change against: say it first.
+    notes = [cost_change(base_plan.cost if base_plan else None, head.cost), *notes, *head.warnings, *head.notes]
     return Comparison(site, label, "working tree", diff_plans(site, base_plan, head), notes)
 
 

@@ -45,3 +45,31 @@ def estimate(cluster: ClusterConfig, profile: Profile) -> CostEstimate:
     return CostEstimate(
         unit=profile.su_unit, lines=lines, min_per_hour=low, max_per_hour=high, unpriced=unpriced
     )
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+def cost_change(base: CostEstimate | None, head: CostEstimate) -> str:
+    """One line for a pull-request comment: the SU/hour at minimum and maximum size, before and after."""
+    unit = head.unit
+
+    def part(label: str, old: float | None, new: float) -> str:
+        if old is None:
+            return f"{label} {_fmt(new)} (new site)"
+        delta = new - old
+        if delta == 0:
+            return f"{label} {_fmt(new)} (unchanged)"
+        return f"{label} {_fmt(old)} -> {_fmt(new)} ({'+' if delta > 0 else ''}{_fmt(delta)})"
+
+    line = (
+        f"{unit}/hour: "
+        + part("at minimum size", base.min_per_hour if base else None, head.min_per_hour)
+        + "; "
+        + part("at maximum size", base.max_per_hour if base else None, head.max_per_hour)
+    )
+    unpriced = sorted(set(head.unpriced) | set(base.unpriced if base else ()))
+    if unpriced:
+        line += f"; not priced (custom flavors): {', '.join(unpriced)}"
+    return line
