@@ -347,7 +347,12 @@ def compare(site: str, project_dir: Path, base: str) -> Comparison:
     from jetstream_binderhub.plan.cost import cost_change
 
     # The allocation is what a reviewer weighs a size or flavor change against: say it first.
-    notes = [cost_change(base_plan.cost if base_plan else None, head.cost), *notes, *head.warnings, *head.notes]
+    notes = [
+        cost_change(base_plan.cost if base_plan else None, head.cost),
+        *notes,
+        *head.warnings,
+        *head.notes,
+    ]
     return Comparison(site, label, "working tree", diff_plans(site, base_plan, head), notes)
 
 
