@@ -72,7 +72,8 @@ def test_no_site_outside_the_repository_mentions_dash_c(
     command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, [command, "jetstream2", *(["--yes"] if command == "up" else [])])
+    required = {"up": ["--yes"], "size": ["--users", "10"]}  # options without which typer stops first
+    result = runner.invoke(app, [command, "jetstream2", *required.get(command, [])])
     assert result.exit_code == 2
     assert "no site 'jetstream2'" in result.output
     assert "not inside a jetstream-binderhub repository: run this there, or pass -C DIR" in result.output
