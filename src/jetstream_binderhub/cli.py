@@ -782,8 +782,8 @@ def size(
     """
     from jetstream_binderhub.ops.size import size_site, write_max_count
 
-    root = project_dir or find_project_dir()
-    result = run_or_exit(lambda: size_site(site, root, users=users, hours=hours))
+    root, hint = project_root(project_dir)
+    result = run_or_exit(lambda: size_site(site, root, users=users, hours=hours), site_hint=hint)
     written = run_or_exit(lambda: write_max_count(site, root, result)) if write else None
     if json_output:
         data = result.model_dump(mode="json")
