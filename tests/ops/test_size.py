@@ -16,6 +16,45 @@ from jetstream_binderhub.ops.size import kubespawner_bytes, size_site
 runner = CliRunner()
 
 
+CLUSTER_FILE = """\
+# A workshop site (test copy): the numbers below are the ones the assertions use.
+config:
+  jetstream-binderhub:profile: jetstream2
+  jetstream-binderhub:cluster:
+    name: pythia-binder
+    control_plane:
+      # 8 SU/h
+      flavor: m3.medium
+      count: 1
+    default_worker:
+      flavor: m3.quad   # 4 SU/h, the core group
+      min_count: 1
+      max_count: 1
+    node_groups:
+      # User servers and builds.
+      - name: user-m3.large
+        flavor: m3.large
+        min_count: 1
+        max_count: 10
+        autoscale: true
+    autoscaling: true
+"""
+
+
+@pytest.fixture
+def project(project: Path) -> Path:
+    """The shipped site's files with the sizes the assertions use, whatever the shipped site says today."""
+    (project / "Pulumi.jetstream2.yaml").write_text(CLUSTER_FILE)
+    edit_hub(project, cpu_guarantee=1, cpu_limit=4, memory_guarantee="4G", memory_limit="8G")
+    path = project / "binderhub" / "Pulumi.jetstream2.yaml"
+    doc = yaml.safe_load(path.read_text())
+    bh = doc["config"]["jetstream-binderhub-hub:binderhub"]
+    bh.setdefault("builder", {})["daemon_resources"] = {"cpu_request": 0.5, "memory_request": "1Gi"}
+    bh.setdefault("limits", {})["total_quota"] = 120
+    path.write_text(yaml.safe_dump(doc))
+    return project
+
+
 def edit_hub(project: Path, **resources: object) -> None:
     path = project / "binderhub" / "Pulumi.jetstream2.yaml"
     doc = yaml.safe_load(path.read_text())
@@ -24,11 +63,11 @@ def edit_hub(project: Path, **resources: object) -> None:
     path.write_text(yaml.safe_dump(doc))
 
 
-def test_the_shipped_site_holds_14_users_per_m3_large_limited_by_memory(project: Path) -> None:
+def test_an_m3_large_holds_14_users_of_4g_limited_by_memory(project: Path) -> None:
     result = size_site("jetstream2", project, users=60, hours=8)
     assert result.current is not None
     large = result.current
-    # 60 GiB - 0.5 GiB system - 1 GiB builder = 58.5 GiB; at 4 GiB (KubeSpawner's G) each: 14.
+    # 60 GiB - 0.5 GiB system - 1 GiB builder daemon = 58.5 GiB; at 4 GiB (KubeSpawner's G) each: 14.
     assert (large.flavor, large.users_per_node, large.limited_by, large.nodes) == (
         "m3.large",
         14,
@@ -111,6 +150,21 @@ def test_json_lists_candidates_and_assumptions(project: Path) -> None:
     data = json.loads(code.stdout)
     assert data["current"]["flavor"] == "m3.large" and data["current"]["workshop_su"] == 276
     assert data["assumptions"] and data["written"] is None
+
+
+def test_the_builder_daemons_requests_come_off_every_user_node(project: Path) -> None:
+    path = project / "binderhub" / "Pulumi.jetstream2.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["jetstream-binderhub-hub:binderhub"]["builder"]["daemon_resources"] = {
+        "cpu_request": 2,
+        "memory_request": "10G",
+    }
+    path.write_text(yaml.safe_dump(doc))
+    result = size_site("jetstream2", project, users=60)
+    assert result.current is not None
+    # 60 GiB - 0.5 GiB - 10 GB (Kubernetes' G is 10^9) = 50.19 GiB: 12 users of 4 GiB.
+    assert result.current.users_per_node == 12
+    assert result.current.allocatable_cpu == 13.75
 
 
 def test_kubespawner_reads_g_as_gibibytes() -> None:

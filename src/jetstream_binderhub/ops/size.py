@@ -32,26 +32,23 @@ SYSTEM_MEMORY = 0.5 * GIB
 <100Mi) plus the daemonsets' working sets (calico-node, kube-proxy, Cinder CSI node plugin, the hub's
 image puller); an estimate, check with `kubectl describe node` (Allocatable and Non-terminated Pods)."""
 
-BUILDER_CPU = 0.5
-BUILDER_MEMORY = 1 * GIB
-"""Held back on each user node for the docker-in-docker (or podman) builder. The BinderHub chart sets
-no requests for it (`dind.resources: {}`), so the scheduler would not; builds still use the node. These
-are the requests mybinder.org gives its dind pods (jupyterhub/mybinder.org-deploy)."""
-
 MAX_PODS = 110
 """The kubelet's default maxPods: a node holds at most this many pods whatever its size."""
 
 ASSUMPTIONS = (
     f"per node, {SYSTEM_CPU:g} CPU and {SYSTEM_MEMORY / GIB:g} GiB for system daemonsets and the kubelet's "
     "eviction threshold (calico-node's 250m request; an estimate for the rest)",
-    f"per user node, {BUILDER_CPU:g} CPU and {BUILDER_MEMORY / GIB:g} GiB for the image builder daemonset "
-    "(mybinder.org's dind requests; the chart sets none)",
+    "per user node, the image builder daemonset's requests (binderhub.builder.daemon_resources)",
+    "build pods are not reserved for: while one runs it takes its request's room from users",
     f"at most {MAX_PODS} pods per node (kubelet default), 3 of them system pods",
     "memory quantities as KubeSpawner reads them: K, M, G, T are powers of 1024",
     "flavor RAM as the catalog gives it, in GiB; the OS takes part of it before Kubernetes (see Allocatable)",
 )
 
 _BYTES = re.compile(r"^(\d+(?:\.\d+)?)([KMGT]i?)?$")
+_BYTES_KUBE = re.compile(r"^(\d+(?:\.\d+)?)(k|M|G|T|Ki|Mi|Gi|Ti)?$")
+_KUBE_FACTORS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_KUBE_FACTORS |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 
 class SizeError(JetstreamBinderHubError):
@@ -65,6 +62,15 @@ def kubespawner_bytes(value: str) -> float:
         raise ValueError(f"not a byte quantity: {value!r}")
     power = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}[(match.group(2) or "").removesuffix("i")]
     return float(match.group(1)) * 1024**power
+
+
+def kube_bytes(value: str) -> float:
+    """A Kubernetes memory quantity: k, M, G, T are powers of 1000, Ki, Mi, Gi, Ti of 1024."""
+    match = _BYTES_KUBE.match(value)
+    if match is None:
+        raise ValueError(f"not a Kubernetes memory quantity: {value!r}")
+    factor = _KUBE_FACTORS[match.group(2) or ""]
+    return float(match.group(1)) * factor
 
 
 class _Out(BaseModel):
@@ -106,11 +112,19 @@ class SizeResult(_Out):
 
 
 def fit(
-    flavor: Flavor, cpu: float | None, memory: float | None, users: int, *, fixed: float, hours: float | None
+    flavor: Flavor,
+    cpu: float | None,
+    memory: float | None,
+    users: int,
+    *,
+    builder: tuple[float, float],
+    fixed: float,
+    hours: float | None,
 ) -> FlavorFit | None:
-    """How `flavor` holds `users` at these guarantees (bytes for memory); None when not even one fits."""
-    alloc_cpu = flavor.vcpus - SYSTEM_CPU - BUILDER_CPU
-    alloc_mem = flavor.ram_gb * GIB - SYSTEM_MEMORY - BUILDER_MEMORY
+    """How `flavor` holds `users` at these guarantees (bytes for memory), with the builder's requests
+    (cores, bytes) taken first; None when not even one user fits."""
+    alloc_cpu = flavor.vcpus - SYSTEM_CPU - builder[0]
+    alloc_mem = flavor.ram_gb * GIB - SYSTEM_MEMORY - builder[1]
     limits: dict[Literal["cpu", "memory", "pods"], int] = {"pods": MAX_PODS - 3}
     if cpu:
         limits["cpu"] = math.floor(max(alloc_cpu, 0) / cpu + 1e-9)
@@ -181,6 +195,8 @@ def size(
             ]
         )
     memory = kubespawner_bytes(res.memory_guarantee) if res.memory_guarantee else None
+    daemon = hub.binderhub.builder.daemon_resources
+    builder = (daemon.cpu_request, kube_bytes(daemon.memory_request))
     group_name = hub.placement.user_node_group
     c = cluster.cluster
     if group_name == DEFAULT_WORKER:
@@ -193,7 +209,7 @@ def size(
     for flavor in profile.flavors:
         if flavor.resource != "cpu" or flavor.on_request or profile.flavor_problem(flavor.name, node=True):
             continue
-        found = fit(flavor, res.cpu_guarantee, memory, users, fixed=fixed, hours=hours)
+        found = fit(flavor, res.cpu_guarantee, memory, users, builder=builder, fixed=fixed, hours=hours)
         if found is not None:
             candidates.append(found)
     current_flavor = profile.flavor(group_flavor)
@@ -202,7 +218,7 @@ def size(
         notes.append(f"{group_name}'s flavor {group_flavor} is not in the catalog: no fit for it")
     else:
         current = next((f for f in candidates if f.flavor == group_flavor), None) or fit(
-            current_flavor, res.cpu_guarantee, memory, users, fixed=fixed, hours=hours
+            current_flavor, res.cpu_guarantee, memory, users, builder=builder, fixed=fixed, hours=hours
         )
         if current is None:
             notes.append(f"not one user fits on {group_flavor} at these guarantees after the reserves")
