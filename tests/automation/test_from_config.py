@@ -81,7 +81,9 @@ def test_builds_a_working_stack_pair_from_config_objects(
     allowing = site.spec(Layer.CLUSTER, allow_replace={"workshop-nodegroup-gpu"}).program
     assert isinstance(allowing, functools.partial)
     assert allowing.keywords == {"allow_replace": frozenset({"workshop-nodegroup-gpu"})}
-    assert site.spec(Layer.BINDERHUB).program is hub_program
+    hub = site.spec(Layer.BINDERHUB, allow_replace={"ingress-floating-ip"}).program
+    assert isinstance(hub, functools.partial) and hub.func is hub_program
+    assert hub.keywords == {"allow_replace": frozenset({"ingress-floating-ip"})}
     assert cluster_spec.work_dir == (tmp_path / "workshop" / "cluster").resolve()
     assert cluster_spec.project == "jetstream-binderhub" and cluster_spec.stack == "workshop"
     # no repository: state goes to the documented per-user place

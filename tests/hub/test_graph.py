@@ -193,6 +193,19 @@ def test_selectors_come_from_the_stack_outputs_not_a_recomputation(
     assert provider.inputs["cluster_identifier"] == "3f1c-magnum-uuid"
 
 
+def test_allow_replace_lifts_the_floating_ips_protect_for_that_update_only(
+    plan_hub: PlanHub, hub_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jetstream_binderhub.naming import ALLOW_REPLACE_ENV
+
+    monkeypatch.setenv(ALLOW_REPLACE_ENV, "some-other-resource")
+    assert plan_hub(hub_config).resource(FLOATING_IP).options["protect"] is True
+    monkeypatch.setenv(
+        ALLOW_REPLACE_ENV, "ingress-floating-ip"
+    )  # what `up --allow-replace` hands the program
+    assert "protect" not in plan_hub(hub_config).resource(FLOATING_IP).options
+
+
 def test_floating_ip_is_protected_and_given_to_the_load_balancer(
     plan_hub: PlanHub, hub_config: dict[str, Any]
 ) -> None:

@@ -113,7 +113,7 @@ def _program(layer: Layer, allow_replace: frozenset[str] = frozenset()) -> Calla
         return functools.partial(cluster_program, allow_replace=allow_replace)
     from jetstream_binderhub.hub.program import hub_program
 
-    return hub_program
+    return functools.partial(hub_program, allow_replace=allow_replace)
 
 
 @dataclass(frozen=True)

@@ -244,7 +244,8 @@ class IngressConfig(Model):
         default=True,
         description=(
             "Pulumi `protect` on the floating IP: the public address (and every DNS record pointing at it) "
-            "outlives load balancer rebuilds and accidental destroys."
+            "outlives load balancer rebuilds and accidental destroys. `up --allow-replace ingress-floating-ip` "
+            "lifts it for that one update."
         ),
     )
 

@@ -287,8 +287,8 @@ def protected_danger(change: ResourceChange) -> Danger:
         base = _message(change) or ""
         way_out = (
             f"Pulumi stopped the preview because {change.name} is protected: if that is intended, run up with "
-            f"{_allow(change)}, which lifts protect on the cluster or a node group for that update; "
-            "anything else (the floating IP: ingress.protect_floating_ip): turn its protection off first."
+            f"{_allow(change)}, which lifts protect on the cluster, a node group or the floating IP for "
+            "that update; anything else: turn its protection off in the site's configuration first."
         )
     if not base:
         base = f"{change.layer}: {change.name} would be replaced or deleted."

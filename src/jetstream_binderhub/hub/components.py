@@ -62,6 +62,8 @@ class IngressControllerArgs:
     config: HubStackConfig
     node_group_labels: pulumi.Input[Mapping[str, str]]
     k8s_provider: k8s.Provider
+    allow_replace: frozenset[str] = frozenset()
+    """Logical names `up --allow-replace` named: the floating IP's `protect` is lifted when it is one."""
 
 
 class IngressController(pulumi.ComponentResource):
@@ -87,7 +89,7 @@ class IngressController(pulumi.ComponentResource):
             description=f"BinderHub ingress {cfg.binderhub.host} / {cfg.binderhub.hub_host} (managed by Pulumi)",
             opts=pulumi.ResourceOptions(
                 parent=self,
-                protect=ing.protect_floating_ip,
+                protect=ing.protect_floating_ip and f"{name}-floating-ip" not in args.allow_replace,
                 # openstack-cloud-controller-manager associates it with the load balancer's VIP port. No
                 # ignore_changes is needed for that: port_id and fixed_ip are Optional+Computed in the
                 # provider (terraform-provider-openstack v3.4.0

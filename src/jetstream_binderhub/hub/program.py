@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Collection
 from typing import Any
 
 import pulumi
@@ -33,6 +35,7 @@ from jetstream_binderhub.hub.components import (
     IngressControllerArgs,
 )
 from jetstream_binderhub.hub.support import Support, SupportArgs, monitoring_chart_versions
+from jetstream_binderhub.naming import ALLOW_REPLACE_ENV, allowed_replacements
 
 _STRING_KEYS = ("cluster_stack", "profile")
 
@@ -87,7 +90,14 @@ def _require_kubeconfig(value: object) -> str:
     return value
 
 
-def hub_program() -> None:
+def hub_program(allow_replace: Collection[str] | None = None) -> None:
+    """The BinderHub layer. `allow_replace`: names whose `protect` is lifted for this update (an inline
+    program gets them as an argument; a local one from ALLOW_REPLACE_ENV, set by `up --allow-replace`)."""
+    allowed = (
+        frozenset(allow_replace)
+        if allow_replace is not None
+        else allowed_replacements(os.environ.get(ALLOW_REPLACE_ENV))
+    )
     site = read_hub_config()
     cfg = pulumi.Config(HUB_PROJECT)
     stack_name = site.stack_reference(pulumi.get_stack())
@@ -106,7 +116,10 @@ def hub_program() -> None:
     )
 
     ingress = IngressController(
-        "ingress", IngressControllerArgs(config=site, node_group_labels=labels, k8s_provider=provider)
+        "ingress",
+        IngressControllerArgs(
+            config=site, node_group_labels=labels, k8s_provider=provider, allow_replace=allowed
+        ),
     )
     certs = CertManager(
         "cert-manager", CertManagerArgs(config=site, node_group_labels=labels, k8s_provider=provider)
