@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from jetstream_binderhub.automation import (
 )
 from jetstream_binderhub.automation import testing as t
 from jetstream_binderhub.automation.progress import NullProgress
+from jetstream_binderhub.automation.results import LayerResult
 from jetstream_binderhub.engine.guard import GuardRefused
 from jetstream_binderhub.errors import ConfigError, SiteNotFound
 
@@ -720,3 +722,71 @@ def test_the_kubeconfig_directory_is_created_private(
     make_site(project, ready_env, stacks).write_kubeconfig(path)
 
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_up_creates_a_stack_that_does_not_exist_yet(project: Path, ready_env: dict[str, str]) -> None:
+    stacks = t.FakeStacks(existing=set(), events={(Layer.CLUSTER, "preview"): t.fresh_cluster()})
+    make_site(project, ready_env, stacks).up("cluster")
+
+    assert [create for _, create in stacks.opened] == [True]
+    assert stacks.calls == [("cluster", "preview"), ("cluster", "up")]
+
+
+def test_up_applies_a_layer_only_when_confirm_says_yes(project: Path, ready_env: dict[str, str]) -> None:
+    asked: list[Layer] = []
+
+    def answer(yes: bool) -> Callable[[LayerResult], bool]:
+        def confirm(preview: LayerResult) -> bool:
+            asked.append(preview.layer)
+            return yes
+
+        return confirm
+
+    stacks = t.FakeStacks(events={(Layer.CLUSTER, "preview"): t.nodegroup_resize()})
+    site = make_site(project, ready_env, stacks)
+    with pytest.raises(NotConfirmed, match="nothing of its cluster layer was applied"):
+        site.up("cluster", confirm=answer(False))
+    assert ("cluster", "up") not in stacks.calls
+    site.up("cluster", confirm=answer(True))
+    assert stacks.calls[-1] == ("cluster", "up")
+    assert asked == [Layer.CLUSTER, Layer.CLUSTER]
+
+
+def test_destroy_tells_the_display_how_many_real_resources_go(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    started: list[tuple[str, int | None]] = []
+
+    class Recorder(NullProgress):
+        def layer_started(self, layer: Layer, operation: str, stack: str, expected: int | None) -> None:
+            started.append((operation, expected))
+
+    stacks = t.FakeStacks(resources={Layer.BINDERHUB: t.hub_resources()})
+    make_site(project, ready_env, stacks, progress=Recorder()).destroy("binderhub")
+
+    # hub_resources: the stack and the provider (bookkeeping, nothing in the cloud) and the floating IP.
+    assert started == [("destroy", 1)]
+
+
+def test_outputs_of_all_leave_out_an_undeployed_hub_but_binderhub_alone_says_so(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    stacks = t.FakeStacks(
+        existing={Layer.CLUSTER}, outputs={Layer.CLUSTER: {"cluster_name": ("pythia-binder", False)}}
+    )
+    site = make_site(project, ready_env, stacks)
+
+    assert list(site.outputs("all")) == [Layer.CLUSTER]
+    with pytest.raises(StackNotFound):
+        site.outputs("binderhub")
+    with pytest.raises(StackNotFound):
+        make_site(project, ready_env, t.FakeStacks(existing=set())).outputs("all")
+
+
+def test_url_skips_an_empty_output_for_the_next_one(project: Path, ready_env: dict[str, str]) -> None:
+    stacks = t.FakeStacks(
+        outputs={
+            Layer.BINDERHUB: {"binderhub_url": ("", False), "url": ("https://binder.example.org", False)}
+        }
+    )
+    assert make_site(project, ready_env, stacks).url() == "https://binder.example.org"
