@@ -23,6 +23,10 @@ PROMETHEUS_CHART_VERSION = "29.27.0"
 GRAFANA_CHART_REPO = "https://grafana-community.github.io/helm-charts"
 GRAFANA_CHART_VERSION = "12.11.1"
 """Grafana's chart moved from grafana/helm-charts to grafana-community/helm-charts in January 2026."""
+CRYPTNONO_CHART_REPO = "https://cryptnono.github.io/cryptnono/"
+CRYPTNONO_CHART_VERSION = "0.3.2-0.dev.git.267.h766bf8f"
+"""The version mybinder.org and 2i2c's support chart pin (the chart only publishes development versions)."""
+CORE_PRIORITY_CLASS = "binderhub-core"
 GRAFANA_SECRET_KEY = "grafana_github_client_secret"
 """The secret config key of the GitHub OAuth app's client secret (Grafana's login)."""
 
@@ -166,6 +170,79 @@ class MonitoringConfig(Model):
     )
 
 
+class CryptnonoConfig(Model):
+    """cryptnono: kills processes that mine cryptocurrency, on every node (as mybinder.org and 2i2c run it)."""
+
+    enabled: bool = Field(default=True, description="Install cryptnono's daemonset.")
+    chart_version: str = Field(
+        default=CRYPTNONO_CHART_VERSION, pattern=_EXACT_VERSION, description="Exact cryptnono chart version."
+    )
+    namespace: Name = Field(default="cryptnono", description="Namespace of the daemonset.")
+
+
+class ImageCleanerConfig(Model):
+    """The BinderHub chart's image cleaner for the builder's image store (the dind or pink daemon's)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Delete the builder's least recently used images when its disk passes `high` (chart default: on).",
+    )
+    threshold_type: Literal["relative", "absolute"] = Field(
+        default="relative",
+        description="`relative`: `high`/`low` are percent of the disk holding the image store; `absolute`: GB used.",
+    )
+    high: float = Field(
+        default=80, gt=0, description="Start deleting images above this (percent, or GB used)."
+    )
+    low: float = Field(default=60, ge=0, description="Stop once usage is below this (percent, or GB used).")
+    cordon: bool = Field(
+        default=True,
+        description="Cordon the node while cleaning, so no build lands on a daemon that is deleting images.",
+    )
+
+    @field_validator("high", "low")
+    @classmethod
+    def _percent(cls, value: float, info: ValidationInfo) -> float:
+        if info.data.get("threshold_type", "relative") == "relative" and value > 100:
+            raise ValueError("is a percentage with threshold_type relative (at most 100)")
+        return value
+
+    @field_validator("low")
+    @classmethod
+    def _below_high(cls, value: float, info: ValidationInfo) -> float:
+        high = info.data.get("high")
+        if high is not None and value >= high:
+            raise ValueError(
+                f"must be below high ({high:g}): the cleaner deletes images from high down to low"
+            )
+        return value
+
+
+class DisruptionConfig(Model):
+    """Keep the hub, proxy, BinderHub and Traefik running through node drains; user pods yield to them."""
+
+    enabled: bool = Field(default=True, description="Create the priority class and the disruption budgets.")
+    core_priority: int = Field(
+        default=10000,
+        ge=1,
+        le=1_000_000_000,
+        description=(
+            f"Value of the `{CORE_PRIORITY_CLASS}` PriorityClass given to the hub, proxy, BinderHub, Traefik, "
+            "Prometheus and cryptnono (mybinder.org's value). User servers keep priority 0, so the scheduler "
+            "evicts them first when a core pod has nowhere to go."
+        ),
+    )
+    binderhub_replicas: int = Field(
+        default=2,
+        ge=1,
+        le=10,
+        description=(
+            "BinderHub pods. With 2 or more the chart's disruption budget (one unavailable at a time) keeps one "
+            "answering while a node drains."
+        ),
+    )
+
+
 class SupportConfig(Model):
     """Pieces that keep a public binder healthy and inside its budget for a year."""
 
@@ -180,6 +257,18 @@ class SupportConfig(Model):
         default=None,
         description="Prometheus and Grafana with the BinderHub dashboards and the SU budget alert (unset: none).",
     )
+    cryptnono: CryptnonoConfig | None = Field(default=None, description="Crypto-mining killer (unset: none).")
+    image_cleaner: ImageCleanerConfig = Field(
+        default_factory=ImageCleanerConfig, description="Disk hygiene of the image builder's daemon."
+    )
+    disruption: DisruptionConfig | None = Field(
+        default=None, description="Priority class and disruption budgets for node drains (unset: none)."
+    )
+
+    @property
+    def core_priority_class(self) -> str | None:
+        """The PriorityClass core pods run with, when disruption handling is on."""
+        return CORE_PRIORITY_CLASS if self.disruption is not None and self.disruption.enabled else None
 
     @property
     def grafana(self) -> GrafanaConfig | None:

@@ -189,6 +189,11 @@ _TYPED_KEYS: tuple[tuple[Path, str | None], ...] = (
     (("jupyterhub", "hub", "extraConfig", "20-gpu-servers"), "gpu"),
     (("jupyterhub", "hub", "authenticatePrometheus"), "support.monitoring.enabled"),
     (("jupyterhub", "hub", "networkPolicy", "interNamespaceAccessLabels"), "support.monitoring.enabled"),
+    (("imageCleaner",), "support.image_cleaner"),
+    (("replicas",), "support.disruption.binderhub_replicas"),
+    (("extraPodSpec", "priorityClassName"), "support.disruption"),
+    (("jupyterhub", "hub", "extraPodSpec", "priorityClassName"), "support.disruption"),
+    (("jupyterhub", "proxy", "chp", "extraPodSpec", "priorityClassName"), "support.disruption"),
     *(
         (
             (("config", cls, "allowed_specs"), f"binderhub.limits.allowed_specs.{p}")

@@ -34,7 +34,7 @@ from jetstream_binderhub.hub.components import (
     IngressController,
     IngressControllerArgs,
 )
-from jetstream_binderhub.hub.support import Support, SupportArgs, monitoring_chart_versions
+from jetstream_binderhub.hub.support import Support, SupportArgs, support_chart_versions
 from jetstream_binderhub.naming import ALLOW_REPLACE_ENV, allowed_replacements
 
 _STRING_KEYS = ("cluster_stack", "profile")
@@ -127,18 +127,8 @@ def hub_program(allow_replace: Collection[str] | None = None) -> None:
     if site.dns.provider == "designate":
         DesignateDns("dns", DesignateDnsArgs(config=site, address=ingress.address))
 
-    github_token = cfg.get_secret("github_token")
-    binderhub = BinderHub(
-        "binderhub",
-        BinderHubArgs(
-            config=site,
-            node_group_labels=labels,
-            k8s_provider=provider,
-            registry_password=cfg.require_secret("registry_password"),
-            github_token=github_token,
-            depends_on=[certs.issuer, ingress.release],
-        ),
-    )
+    # Before BinderHub: its pods name the core PriorityClass, which must exist when they are admitted.
+    # (Traefik's, created earlier, are retried by their ReplicaSet until the class exists.)
     grafana = site.support.grafana
     support = Support(
         "support",
@@ -149,6 +139,19 @@ def hub_program(allow_replace: Collection[str] | None = None) -> None:
             address=ingress.address,
             grafana_client_secret=cfg.require_secret(GRAFANA_SECRET_KEY) if grafana else None,
             depends_on=[certs.issuer, ingress.release],
+        ),
+    )
+
+    github_token = cfg.get_secret("github_token")
+    binderhub = BinderHub(
+        "binderhub",
+        BinderHubArgs(
+            config=site,
+            node_group_labels=labels,
+            k8s_provider=provider,
+            registry_password=cfg.require_secret("registry_password"),
+            github_token=github_token,
+            depends_on=[certs.issuer, ingress.release, *support.core_dependencies],
         ),
     )
 
@@ -178,7 +181,7 @@ def hub_program(allow_replace: Collection[str] | None = None) -> None:
     pulumi.export("letsencrypt", site.tls.acme_server)
     pulumi.export("chart_versions", v.chart_versions(site))
     pulumi.export("cluster_stack", stack_name)
-    if versions := monitoring_chart_versions(site.support.monitoring):
+    if versions := support_chart_versions(site):
         pulumi.export("support_chart_versions", versions)
     if grafana is not None:
         pulumi.export("grafana_url", f"https://{grafana.host}")

@@ -23,10 +23,10 @@ import pulumi_random as random
 from jetstream_binderhub.burn import CONTROL_PLANE_GROUP, INSTANCE_TYPE_LABEL, sustainable_rate
 from jetstream_binderhub.config.hub import HubStackConfig
 from jetstream_binderhub.config.support import (
+    CRYPTNONO_CHART_REPO,
     GRAFANA_CHART_REPO,
     PROMETHEUS_CHART_REPO,
     AllocationConfig,
-    MonitoringConfig,
 )
 from jetstream_binderhub.naming import NODE_GROUP_LABEL
 from jetstream_binderhub.profiles import Profile, load_profile
@@ -282,6 +282,7 @@ def prometheus_values(cfg: HubStackConfig, core: Mapping[str, str], profile: Pro
             "persistentVolume": {"enabled": True, "size": f"{prom.storage_gb}Gi"},
             # One ReadWriteOnce Cinder volume cannot be mounted by the old and the new pod at once.
             "strategy": {"type": "Recreate"},
+            **_priority(cfg),
         },
         "serverFiles": {"recording_rules.yml": recording, "alerting_rules.yml": alerting},
     }
@@ -333,6 +334,7 @@ def grafana_values(cfg: HubStackConfig, core: Mapping[str, str]) -> dict[str, An
             "tls": [{"hosts": [host], "secretName": GRAFANA_TLS_SECRET}],
         },
         "persistence": {"enabled": True, "type": "pvc", "size": f"{grafana.storage_gb}Gi"},
+        **_priority(cfg),
         # A ReadWriteOnce volume: the new pod can only start once the old one let go of it.
         "deploymentStrategy": {"type": "Recreate"},
         "datasources": {
@@ -371,6 +373,39 @@ def grafana_values(cfg: HubStackConfig, core: Mapping[str, str]) -> dict[str, An
     }
 
 
+def _priority(cfg: HubStackConfig) -> dict[str, str]:
+    priority = cfg.support.core_priority_class
+    return {"priorityClassName": priority} if priority else {}
+
+
+CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
+"""containerd's socket on the cluster's Ubuntu nodes (capi-helm-charts images run containerd)."""
+
+
+def cryptnono_values(cfg: HubStackConfig) -> dict[str, Any]:
+    """Values of the cryptnono chart: the execwhacker detector on every node, looking containers up in
+    containerd and in the builder's docker daemon, as mybinder.org and 2i2c configure it."""
+    execwhacker: dict[str, Any] = {"enabled": True, "containerdHostPath": CONTAINERD_SOCKET}
+    if cfg.binderhub.builder.type == "dind":
+        # The binderhub chart's dind daemonset socket (dind.hostSocketDir / hostSocketName defaults).
+        execwhacker["dockerHostPath"] = "/var/run/dind/docker.sock"
+    mon = cfg.support.monitoring
+    metrics = mon is not None and mon.enabled
+    return {
+        # The daemonset tolerates every NoSchedule taint by default: it must run where users run.
+        "fetchKernelHeaders": {
+            # 2i2c measured the init container: up to 600m and 1.6Gi for minutes; it is evictable.
+            "resources": {
+                "requests": {"cpu": "5m", "memory": "100Mi"},
+                "limits": {"cpu": "800m", "memory": "2Gi"},
+            }
+        },
+        "detectors": {"execwhacker": execwhacker},
+        "metrics": {"enabled": metrics, "collector": {"enabled": metrics}},
+        **_priority(cfg),
+    }
+
+
 def dashboards() -> dict[str, str]:
     """The dashboards shipped with the package (`jetstream_binderhub/dashboards/*.json`), file name -> JSON."""
     folder = resources.files("jetstream_binderhub") / "dashboards"
@@ -383,12 +418,16 @@ def dashboards() -> dict[str, str]:
     return found
 
 
-def monitoring_chart_versions(mon: MonitoringConfig | None) -> dict[str, str]:
-    if mon is None or not mon.enabled:
-        return {}
-    versions = {"prometheus": mon.prometheus.chart_version}
-    if mon.grafana.enabled:
-        versions["grafana"] = mon.grafana.chart_version
+def support_chart_versions(cfg: HubStackConfig) -> dict[str, str]:
+    versions: dict[str, str] = {}
+    mon = cfg.support.monitoring
+    if mon is not None and mon.enabled:
+        versions["prometheus"] = mon.prometheus.chart_version
+        if mon.grafana.enabled:
+            versions["grafana"] = mon.grafana.chart_version
+    crypt = cfg.support.cryptnono
+    if crypt is not None and crypt.enabled:
+        versions["cryptnono"] = crypt.chart_version
     return versions
 
 
@@ -419,6 +458,10 @@ def _core(cfg: HubStackConfig, labels: Mapping[str, str]) -> dict[str, str]:
 class Support(pulumi.ComponentResource):
     """Monitoring of the site: Prometheus with the SU burn rules and alerts, Grafana with the dashboards."""
 
+    priority_class: k8s.scheduling.v1.PriorityClass | None
+    core_dependencies: list[pulumi.Resource]
+    """What pods running at core priority must wait for."""
+    cryptnono: k8s.helm.v3.Release | None
     namespace: k8s.core.v1.Namespace | None
     prometheus: k8s.helm.v3.Release | None
     grafana: k8s.helm.v3.Release | None
@@ -433,9 +476,44 @@ class Support(pulumi.ComponentResource):
         self.namespace = self.prometheus = self.grafana = None
         self.grafana_admin_password = None
         self.dns_record = None
+        self.priority_class = self.cryptnono = None
 
         def k8s_opts(depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(depends_on) or None)
+            priority = [self.priority_class] if self.priority_class is not None else []
+            return pulumi.ResourceOptions(
+                parent=self, provider=provider, depends_on=[*priority, *depends_on] or None
+            )
+
+        disruption = cfg.support.disruption
+        if disruption is not None and cfg.support.core_priority_class is not None:
+            self.priority_class = k8s.scheduling.v1.PriorityClass(
+                f"{name}-core-priority",
+                metadata={"name": cfg.support.core_priority_class},
+                value=disruption.core_priority,
+                global_default=False,
+                description="Hub, proxy, BinderHub, ingress and monitoring: user servers (priority 0) yield to them.",
+                opts=pulumi.ResourceOptions(parent=self, provider=provider),
+            )
+        crypt = cfg.support.cryptnono
+        if crypt is not None and crypt.enabled:
+            crypt_ns = k8s.core.v1.Namespace(
+                f"{name}-cryptnono-namespace", metadata={"name": crypt.namespace}, opts=k8s_opts()
+            )
+            self.cryptnono = k8s.helm.v3.Release(
+                f"{name}-cryptnono",
+                name="cryptnono",
+                chart="cryptnono",
+                version=crypt.chart_version,
+                repository_opts={"repo": CRYPTNONO_CHART_REPO},
+                namespace=crypt_ns.metadata.name,
+                values=cryptnono_values(cfg),
+                atomic=True,
+                cleanup_on_fail=True,
+                # The init container fetches kernel headers on every node before the detectors start.
+                timeout=900,
+                max_history=HELM_HISTORY,
+                opts=k8s_opts(),
+            )
 
         if mon is not None and mon.enabled:
             profile = load_profile(cfg.profile)
@@ -462,9 +540,11 @@ class Support(pulumi.ComponentResource):
             )
             if cfg.support.grafana is not None:
                 self._grafana(name, args, namespace, labels, k8s_opts)
+        self.core_dependencies = [self.priority_class] if self.priority_class is not None else []
         self.register_outputs(
             {
                 "prometheus": self.prometheus.name if self.prometheus else None,
+                "cryptnono": self.cryptnono.name if self.cryptnono else None,
                 "grafana": self.grafana.name if self.grafana else None,
             }
         )

@@ -18,7 +18,7 @@ from jetstream_binderhub.errors import ConfigError, Problem
 from jetstream_binderhub.helm_values import deep_merge
 from jetstream_binderhub.hub.dask import add_dask_gateway
 from jetstream_binderhub.hub.gpu import add_gpu_servers
-from jetstream_binderhub.hub.support_values import binderhub_support_values
+from jetstream_binderhub.hub.support_values import binderhub_support_values, traefik_support_values
 from jetstream_binderhub.naming import NODE_GROUP_LABEL
 
 PUSH_SECRET = "binderhub-registry-push"
@@ -281,7 +281,7 @@ def traefik_values(cfg: HubStackConfig, labels: Mapping[str, str], load_balancer
                 ]
             }
         }
-    return values
+    return deep_merge(values, traefik_support_values(cfg))
 
 
 def cert_manager_values(cfg: HubStackConfig, labels: Mapping[str, str]) -> dict[str, Any]:
