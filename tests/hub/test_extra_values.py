@@ -244,7 +244,7 @@ def test_overriding_a_typed_setting_is_refused_naming_the_key(
 
 def test_chart_settings_without_a_key_still_pass(hub_config: dict[str, Any]) -> None:
     hub_config["binderhub"]["extra_values"] = {
-        "replicas": 2,
+        "imageCleaner": {"delay": 10},
         "ingress": {
             "annotations": {
                 "traefik.ingress.kubernetes.io/router.middlewares": "binderhub-ratelimit@kubernetescrd"
@@ -253,7 +253,9 @@ def test_chart_settings_without_a_key_still_pass(hub_config: dict[str, Any]) -> 
         "jupyterhub": {"singleuser": {"defaultUrl": "/lab"}, "hub": {"services": {}}},
     }
     values = binderhub_values(parse_hub_stack(hub_config, node_groups=LABELS), LABELS, github_token=False)
-    assert values["replicas"] == 2 and values["jupyterhub"]["singleuser"]["defaultUrl"] == "/lab"
+    assert (
+        values["imageCleaner"]["delay"] == 10 and values["jupyterhub"]["singleuser"]["defaultUrl"] == "/lab"
+    )
 
 
 def test_the_guarded_paths_follow_the_generator(hub_config: dict[str, Any]) -> None:

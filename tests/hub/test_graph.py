@@ -66,7 +66,15 @@ def test_releases_are_pinned_named_and_namespaced(plan_hub: PlanHub, hub_config:
     layer = plan_hub(hub_config).layer
     releases = {r.inputs["chart"]: r.inputs for r in layer.resources if r.type == RELEASE}
     # The support charts (prometheus, grafana) are checked in tests/hub/test_support_monitoring.py.
-    assert set(releases) == {"binderhub", "traefik", "cert-manager", "dask-gateway", "prometheus", "grafana"}
+    assert set(releases) == {
+        "binderhub",
+        "traefik",
+        "cert-manager",
+        "dask-gateway",
+        "prometheus",
+        "grafana",
+        "cryptnono",
+    }
     expected = {
         "binderhub": (
             "binderhub",
@@ -313,6 +321,8 @@ def test_binderhub_waits_for_certificates_ingress_and_credentials(
         "ingress-release",
         "binderhub-registry-push",
         "binderhub-registry-pull",
+        # The core PriorityClass its pods run with (tests/hub/test_support_hygiene.py).
+        "support-core-priority",
     }
 
 

@@ -43,7 +43,11 @@ def test_shipped_site_runs_prometheus_and_grafana_pinned_on_the_core_group(
         "50Gi",
         "45GB",
     )
-    assert run.output("support_chart_versions") == {"prometheus": "29.27.0", "grafana": "12.11.1"}
+    assert run.output("support_chart_versions") == {
+        "prometheus": "29.27.0",
+        "grafana": "12.11.1",
+        "cryptnono": "0.3.2-0.dev.git.267.h766bf8f",
+    }
     # JupyterHub lets the Prometheus pod (labelled, in another namespace) scrape /hub/metrics unauthenticated.
     hub = run.values()["jupyterhub"]["hub"]
     assert hub["networkPolicy"]["interNamespaceAccessLabels"] == "accept"
@@ -97,7 +101,8 @@ def test_a_missing_grafana_secret_is_planned_as_a_secret_and_named(
 def test_monitoring_switched_off_leaves_no_trace(plan_hub: PlanHub, hub_config: dict[str, Any]) -> None:
     hub_config["support"]["monitoring"]["enabled"] = False
     run = plan_hub(hub_config)
-    assert not [r for r in run.layer.resources if r.name.startswith("support-")]
+    monitoring = ("support-namespace", "support-prometheus", "support-grafana")
+    assert not [r for r in run.layer.resources if r.name.startswith(monitoring)]
     assert "authenticatePrometheus" not in run.values()["jupyterhub"].get("hub", {})
     hub_config["support"]["monitoring"]["enabled"] = True
     hub_config["support"]["monitoring"]["grafana"]["enabled"] = False

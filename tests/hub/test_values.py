@@ -135,13 +135,13 @@ def test_pink_builder_validates(hub_config: dict[str, Any]) -> None:
 
 def test_extra_values_merge_last_and_are_still_validated(hub_config: dict[str, Any]) -> None:
     hub_config["binderhub"]["extra_values"] = {
-        "replicas": 2,
+        "imageCleaner": {"delay": 10},
         "jupyterhub": {"cull": {"concurrency": 5}, "singleuser": {"defaultUrl": "/lab"}},
         "config": {"BinderHub": {"template_path": "/etc/binderhub/templates"}},
     }
     values = binderhub_values(config(hub_config), LABELS, github_token=False)
     assert problems(values) == []
-    assert values["replicas"] == 2
+    assert values["imageCleaner"]["delay"] == 10
     assert values["jupyterhub"]["cull"] == {
         "enabled": True,
         "users": True,
@@ -163,11 +163,11 @@ def test_extra_values_merge_last_and_are_still_validated(hub_config: dict[str, A
 
 
 def test_bad_extra_values_stop_the_plan_naming_the_key(plan_hub: PlanHub, hub_config: dict[str, Any]) -> None:
-    hub_config["binderhub"]["extra_values"] = {"replicas": "two"}
+    hub_config["binderhub"]["extra_values"] = {"imageCleaner": {"delay": "two"}}
     with pytest.raises(ConfigError) as err:
         plan_hub(hub_config)
     assert err.value.lines() == [
-        "binderhub.extra_values: the binderhub chart would refuse replicas: 'two' is not of type 'integer'"
+        "binderhub.extra_values: the binderhub chart would refuse imageCleaner.delay: 'two' is not of type 'integer'"
     ]
 
 
