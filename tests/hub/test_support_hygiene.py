@@ -27,9 +27,13 @@ def _walk_keys(value: Any) -> list[str]:
 
 
 def test_core_pods_outrank_user_servers_and_survive_a_drain(
-    plan_hub: PlanHub, hub_config: dict[str, Any]
+    plan_hub: PlanHub, hub_config: dict[str, Any], cluster_config: dict[str, Any]
 ) -> None:
-    run = plan_hub(hub_config)
+    # A core group of up to two nodes, so two BinderHub and two Traefik pods may sit behind budgets.
+    cluster_config["cluster"]["default_worker"]["max_count"] = 2
+    hub_config["ingress"]["replicas"] = 2
+    hub_config["support"]["disruption"]["binderhub_replicas"] = 2
+    run = plan_hub(hub_config, cluster=cluster_config)
     pc = run.resource(PRIORITY, "support-core-priority").inputs
     assert (pc["metadata"]["name"], pc["value"], pc["global_default"]) == ("binderhub-core", 10000, False)
     values = run.values()
@@ -65,11 +69,19 @@ def test_without_disruption_handling_no_pod_names_a_priority_class(
     assert "replicas" not in run.values()
 
 
-def test_one_traefik_pod_gets_priority_but_no_budget(plan_hub: PlanHub, hub_config: dict[str, Any]) -> None:
-    hub_config["ingress"]["replicas"] = 1
-    traefik = plan_hub(hub_config).values("ingress-release")
+def test_one_core_node_gets_priority_but_no_second_pod(plan_hub: PlanHub, hub_config: dict[str, Any]) -> None:
+    # The shipped site: one core node, so one Traefik and one BinderHub pod, both at core priority.
+    run = plan_hub(hub_config)
+    traefik = run.values("ingress-release")
     assert traefik["priorityClassName"] == "binderhub-core"
     assert "podDisruptionBudget" not in traefik
+    assert run.values()["replicas"] == 1
+    hub_config["support"]["disruption"]["binderhub_replicas"] = 2
+    with pytest.raises(ConfigError) as err:
+        plan_hub(hub_config)
+    assert err.value.lines()[0].startswith(
+        "support.disruption.binderhub_replicas: 2 BinderHub pods on core group 'default-worker' of at most 1 node(s)"
+    )
 
 
 def test_cryptnono_runs_pinned_on_every_node_and_sees_the_dind_daemon(

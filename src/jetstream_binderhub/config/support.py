@@ -233,12 +233,12 @@ class DisruptionConfig(Model):
         ),
     )
     binderhub_replicas: int = Field(
-        default=2,
+        default=1,
         ge=1,
         le=10,
         description=(
-            "BinderHub pods. With 2 or more the chart's disruption budget (one unavailable at a time) keeps one "
-            "answering while a node drains."
+            "BinderHub pods. With 2 or more (on a core group of as many nodes) the chart's disruption budget "
+            "(one unavailable at a time) keeps one answering while a node drains."
         ),
     )
 

@@ -63,6 +63,22 @@ def cluster_fit_problems(cfg: HubStackConfig, cluster: ClusterStackConfig) -> li
                 "it in an upgrade; raise that group's max_count or lower ingress.replicas",
             )
         )
+    disruption = cfg.support.disruption
+    if (
+        core_max is not None
+        and disruption is not None
+        and disruption.enabled
+        and disruption.binderhub_replicas > core_max
+    ):
+        # The same reason: the chart's budget (one unavailable) on pods sharing the only node.
+        problems.append(
+            Problem(
+                "support.disruption.binderhub_replicas",
+                f"{disruption.binderhub_replicas} BinderHub pods on core group {cfg.placement.core_node_group!r} of "
+                f"at most {core_max} node(s): they would share a node, and the chart's disruption budget would "
+                "stall draining it in an upgrade; raise that group's max_count or lower binderhub_replicas",
+            )
+        )
     flavor_name = _group_flavor(cluster.cluster, cfg.placement.user_node_group)
     flavor = load_profile(cluster.profile).flavor(flavor_name) if flavor_name else None
     if flavor is None:  # an unknown group is reported by the placement check; a custom flavor has no facts
