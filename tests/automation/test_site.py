@@ -790,3 +790,17 @@ def test_url_skips_an_empty_output_for_the_next_one(project: Path, ready_env: di
         }
     )
     assert make_site(project, ready_env, stacks).url() == "https://binder.example.org"
+
+
+def test_a_plain_output_holding_a_known_secret_value_is_masked(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    app_secret = ready_env["OS_APPLICATION_CREDENTIAL_SECRET"]
+    stacks = t.FakeStacks(
+        outputs={
+            Layer.CLUSTER: {"debug": (f"auth with {app_secret}", False), "cluster_name": ("pythia", False)}
+        }
+    )
+    outputs = make_site(project, ready_env, stacks).outputs(Layer.CLUSTER)[Layer.CLUSTER]
+    assert outputs["debug"] == "auth with [secret]"
+    assert outputs["cluster_name"] == "pythia"

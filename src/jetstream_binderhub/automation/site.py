@@ -543,6 +543,12 @@ class Site:
                     continue  # a site whose hub is not deployed yet still has cluster outputs
                 raise
             raw = self._call(current, "outputs", stack.outputs)
+            # A plain output that copied a known secret value keeps it masked (secret ones are wrapped).
+            from jetstream_binderhub.engine.changes import redact
+
+            raw = {
+                k: (v if secret else redact(v, self._known_secrets), secret) for k, (v, secret) in raw.items()
+            }
             found[current] = wrap_outputs(current, stack.spec.description, raw)
         return found
 
