@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from jetstream_binderhub.automation.progress import Progress
     from jetstream_binderhub.automation.results import Layer, LayerResult, SiteResult
     from jetstream_binderhub.automation.site import Site
+    from jetstream_binderhub.ops.preflight import PreflightResult
 
 app = typer.Typer(
     name="jetstream-binderhub",
@@ -444,6 +445,13 @@ def up(
             help="Apply without asking (for scripts and CI); without a terminal it is required.",
         ),
     ] = False,
+    skip_preflight: Annotated[
+        bool,
+        typer.Option(
+            "--skip-preflight",
+            help="Do not check the allocation's quotas, DNS zone, credential and image first (`preflight SITE`).",
+        ),
+    ] = False,
     backend: BackendOpt = None,
     secrets_provider: SecretsProviderOpt = None,
     quiet: QuietOpt = False,
@@ -464,6 +472,13 @@ def up(
             ],
             2,
         )
+    if not skip_preflight:
+        checked = _preflight(site, project_dir)
+        _fail_preflight(
+            checked, hint="(the cloud would refuse part of the site; fix these, or pass --skip-preflight)"
+        )
+        if not (quiet or json_output):
+            typer.echo(f"preflight: {len(checked.checks)} checks passed", err=True)
     result = _on_site(
         site,
         project_dir,
@@ -833,6 +848,60 @@ def size(
     typer.echo("assumptions:")
     for line in result.assumptions:
         typer.echo(f"  - {line}")
+
+
+@app.command(short_help="Check the allocation holds the site at its largest size.")
+def preflight(
+    site: SiteArg,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    project_dir: ProjectDirOpt = None,
+) -> None:
+    """Quotas minus usage (instances, cores, RAM, volumes, floating IPs, security groups, load balancers)
+    against the site at its maximum size; the Designate zone, the application credential, the image and
+    the capi_helm_chart_version on the cloud. Exit 16 naming what falls short.
+
+    Needs OpenStack credentials (OS_CLOUD or an openrc), nothing of Pulumi.
+    """
+    result = _preflight(site, project_dir)
+    if json_output:
+        data = result.model_dump(mode="json")
+        data["ok"] = result.ok
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    else:
+        _print_preflight(result)
+    _fail_preflight(result, hint="")
+
+
+def _preflight(site: str, project_dir: Path | None) -> PreflightResult:
+    import os
+
+    from jetstream_binderhub.ops.preflight import preflight_site
+
+    root, hint = project_root(project_dir)
+    return run_or_exit(lambda: preflight_site(site, root, env=os.environ), site_hint=hint)
+
+
+def _print_preflight(result: PreflightResult) -> None:
+    typer.echo(f"preflight {result.site} against {result.auth_url} (project {result.project_id})")
+    typer.echo(f"    {'':<14}{'':<24}{'need':>10}{'free':>10}{'limit':>10}{'in use':>10}")
+    for c in result.checks:
+        mark = "ok " if c.ok else "NO "
+        if c.need is None:
+            typer.echo(f"{mark} {c.area:<14}{c.name:<24}{c.message}")
+            continue
+        free = "unlimited" if c.free is None else f"{c.free:.0f}"
+        limit = "-" if c.limit is None else f"{c.limit:.0f}"
+        typer.echo(f"{mark} {c.area:<14}{c.name:<24}{c.need:>10.0f}{free:>10}{limit:>10}{c.used or 0:>10.0f}")
+
+
+def _fail_preflight(result: PreflightResult, hint: str) -> None:
+    if result.ok:
+        return
+    fail(
+        [f"error: preflight: {c.area} {c.name}: {c.message}" for c in result.failures]
+        + ([hint] if hint else []),
+        16,
+    )
 
 
 def main() -> None:

@@ -1,0 +1,426 @@
+"""`preflight`: will the OpenStack allocation hold the site at its maximum size, before `up` tries?
+
+What the site needs is computed from its config (every group at max_count); what is free is the
+cloud's quota minus its usage and reservations, read with openstacksdk (compute and block-storage
+quota sets with usage, Neutron quota details, the Octavia quota and the project's load balancers).
+It also checks what the Magnum Cluster API driver and the BinderHub layer take for granted: the
+Designate zone exists in this project, the application credential is unrestricted (the driver makes
+the cluster's own credential with the caller's token: openstack/magnum-capi-helm
+`magnum_capi_helm/common/app_creds.py`), the Kubernetes image exists, and the cloud's own templates
+carry the `capi_helm_chart_version` the site asks for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jetstream_binderhub.config.cluster import ClusterStackConfig
+from jetstream_binderhub.config.hub import HubStackConfig
+from jetstream_binderhub.errors import JetstreamBinderHubError
+from jetstream_binderhub.profiles import Profile
+
+if TYPE_CHECKING:
+    from openstack.connection import Connection
+
+CHART_LABEL = "capi_helm_chart_version"
+
+API_LOAD_BALANCERS = 1
+"""The Cluster API driver puts the Kubernetes API behind an Octavia load balancer with a floating IP
+whatever `master_lb_enabled` says (openstack/magnum-capi-helm `driver.py`; NOTES 2026-11-27)."""
+
+CLUSTER_SECURITY_GROUPS = 2
+"""cluster-api-provider-openstack's managed security groups: one for the control plane, one for workers."""
+
+INGRESS_SECURITY_GROUPS = 1
+"""openstack-cloud-controller-manager's group for the ingress Service's load balancer members."""
+
+HUB_VOLUMES = 1
+HUB_VOLUME_GB = 1
+"""The hub's database volume (zero-to-jupyterhub's default `hub.db.type: sqlite-pvc`, 1Gi)."""
+
+
+class PreflightProblem(JetstreamBinderHubError):
+    """The cloud could not be asked: unreachable, authentication refused, timed out, a service missing."""
+
+    exit_code = 14
+
+
+class PreflightAuthFailed(PreflightProblem):
+    exit_code = 5
+
+
+class PreflightTimedOut(PreflightProblem):
+    exit_code = 13
+
+
+class PreflightFailed(JetstreamBinderHubError):
+    """The allocation or the project falls short of what the site needs."""
+
+    exit_code = 16
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Check(_Out):
+    area: Literal["compute", "volume", "network", "load-balancer", "dns", "identity", "image", "magnum"]
+    name: str
+    ok: bool
+    need: float | None = None
+    limit: float | None = Field(default=None, description="None: unlimited (-1 in the API).")
+    used: float | None = None
+    free: float | None = None
+    message: str = ""
+
+
+class Need(_Out):
+    instances: int
+    cores: int
+    ram_mb: int
+    volumes: int
+    gigabytes: int
+    floating_ips: int
+    load_balancers: int
+    security_groups: int
+    explanation: dict[str, str]
+
+
+class PreflightResult(_Out):
+    site: str
+    project_id: str
+    auth_url: str
+    need: Need
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+
+# --- what the site needs ---------------------------------------------------------------------------
+
+
+def site_need(cluster: ClusterStackConfig, hub: HubStackConfig | None, profile: Profile) -> Need:
+    """Every group at max_count, plus what the driver and the BinderHub layer add."""
+    c = cluster.cluster
+    groups = [
+        ("control plane", c.control_plane.flavor, c.control_plane.count),
+        ("default-worker", c.default_worker.flavor, c.default_worker.max_count),
+        *((g.name, g.flavor, g.upper) for g in c.node_groups),
+    ]
+    instances = sum(count for _, _, count in groups)
+    cores = ram_mb = 0
+    unknown = []
+    for name, flavor_name, count in groups:
+        flavor = profile.flavor(flavor_name)
+        if flavor is None:
+            unknown.append(f"{name} ({flavor_name})")
+            continue
+        cores += flavor.vcpus * count
+        ram_mb += int(flavor.ram_gb * 1024) * count
+    boot = c.boot_volume_size_gb
+    has_hub = hub is not None
+    volumes = (instances if boot else 0) + (HUB_VOLUMES if has_hub else 0)
+    gigabytes = (instances * boot if boot else 0) + (HUB_VOLUME_GB if has_hub else 0)
+    explanation = {
+        "instances": f"{' + '.join(f'{n} {count}' for n, _, count in groups)} (every group at max_count)",
+        "cores": "vCPUs of those instances by the profile's flavors"
+        + (f"; not counted (custom flavors): {', '.join(unknown)}" if unknown else ""),
+        "ram_mb": "RAM of those instances",
+        "volumes": (f"a {boot} GB boot volume per instance; " if boot else "")
+        + ("the hub's database volume" if has_hub else "no BinderHub layer"),
+        "floating_ips": "the Kubernetes API load balancer" + (" and the ingress" if has_hub else ""),
+        "load_balancers": "the Kubernetes API" + (" and the ingress Service" if has_hub else ""),
+        "security_groups": "the cluster's control-plane and worker groups"
+        + (" and the ingress load balancer's" if has_hub else ""),
+    }
+    return Need(
+        instances=instances,
+        cores=cores,
+        ram_mb=ram_mb,
+        volumes=volumes,
+        gigabytes=gigabytes,
+        floating_ips=API_LOAD_BALANCERS + (1 if has_hub else 0),
+        load_balancers=API_LOAD_BALANCERS + (1 if has_hub else 0),
+        security_groups=CLUSTER_SECURITY_GROUPS + (INGRESS_SECURITY_GROUPS if has_hub else 0),
+        explanation=explanation,
+    )
+
+
+# --- asking the cloud ------------------------------------------------------------------------------
+
+
+def _quota_check(area: Any, name: str, need: float, limit: Any, used: Any, reserved: Any = 0) -> Check:
+    limit_v = None if limit is None or limit == -1 else float(limit)
+    used_v = float(used or 0) + float(reserved or 0)
+    free = None if limit_v is None else limit_v - used_v
+    ok = free is None or free >= need
+    message = "" if ok else f"needs {need:.0f}, {free:.0f} free ({limit_v:.0f} allowed, {used_v:.0f} in use)"
+    return Check(
+        area=area, name=name, ok=ok, need=need, limit=limit_v, used=used_v, free=free, message=message
+    )
+
+
+def check_quotas(conn: Connection, project_id: str, need: Need) -> list[Check]:
+    checks: list[Check] = []
+    compute = conn.compute.get_quota_set(project_id, usage=True)
+    usage, reserved = compute.usage or {}, compute.reservation or {}
+    for name, attr, amount in (
+        ("instances", "instances", need.instances),
+        ("cores", "cores", need.cores),
+        ("ram_mb", "ram", need.ram_mb),
+    ):
+        checks.append(
+            _quota_check("compute", name, amount, getattr(compute, attr), usage.get(attr), reserved.get(attr))
+        )
+    volume = conn.block_storage.get_quota_set(project_id, usage=True)
+    usage, reserved = volume.usage or {}, volume.reservation or {}
+    for name, amount in (("volumes", need.volumes), ("gigabytes", need.gigabytes)):
+        checks.append(
+            _quota_check("volume", name, amount, getattr(volume, name), usage.get(name), reserved.get(name))
+        )
+    network = conn.network.get_quota(project_id, details=True)
+    for name, attr, amount in (
+        ("floating_ips", "floating_ips", need.floating_ips),
+        ("security_groups", "security_groups", need.security_groups),
+    ):
+        detail: Mapping[str, Any] = getattr(network, attr) or {}
+        checks.append(
+            _quota_check(
+                "network", name, amount, detail.get("limit"), detail.get("used"), detail.get("reserved")
+            )
+        )
+    # Octavia's quota API gives limits only: the usage is the project's load balancers.
+    lb_quota = conn.load_balancer.get_quota(project_id)
+    in_use = sum(1 for _ in conn.load_balancer.load_balancers(project_id=project_id))
+    checks.append(
+        _quota_check("load-balancer", "load_balancers", need.load_balancers, lb_quota.load_balancers, in_use)
+    )
+    return checks
+
+
+def check_zone(conn: Connection, project_id: str, zone: str) -> Check:
+    found = list(conn.dns.zones(name=zone))
+    if not found:
+        return Check(
+            area="dns",
+            name="zone",
+            ok=False,
+            message=f"Designate zone {zone} not found in this project; check dns.allocation / dns.zone and "
+            "`openstack zone list`",
+        )
+    owner = found[0].project_id
+    if owner and owner != project_id:
+        return Check(
+            area="dns",
+            name="zone",
+            ok=False,
+            message=f"Designate zone {zone} belongs to project {owner}, not to the credential's {project_id}; "
+            "records can only be made in a zone of your own project",
+        )
+    return Check(area="dns", name="zone", ok=True, message=zone)
+
+
+def check_credential(conn: Connection) -> Check:
+    from keystoneauth1.access import AccessInfoV3
+    from keystoneauth1.identity.base import BaseIdentityPlugin
+
+    # The token says which application credential made it and whether it is restricted.
+    auth = conn.session.auth
+    access = auth.get_access(conn.session) if isinstance(auth, BaseIdentityPlugin) else None
+    app_cred = (
+        dict(access.application_credential)
+        if isinstance(access, AccessInfoV3) and access.application_credential_id
+        else None
+    )
+    if not app_cred:
+        return Check(
+            area="identity",
+            name="application credential",
+            ok=True,
+            message="not an application credential (a token of your own can make the driver's credential)",
+        )
+    if app_cred.get("restricted", True):
+        return Check(
+            area="identity",
+            name="application credential",
+            ok=False,
+            message=f"application credential {app_cred.get('name') or app_cred.get('id')} is restricted: the Magnum "
+            "driver cannot create the cluster's own credential with it; create one with --unrestricted "
+            "(Horizon: tick 'Unrestricted')",
+        )
+    return Check(
+        area="identity",
+        name="application credential",
+        ok=True,
+        message=f"{app_cred.get('name') or app_cred.get('id')} is unrestricted",
+    )
+
+
+def check_image(conn: Connection, image: str) -> Check:
+    from openstack import exceptions as sdk
+
+    try:
+        conn.image.find_image(image, ignore_missing=False)
+    except sdk.NotFoundException:
+        return Check(
+            area="image",
+            name="image",
+            ok=False,
+            message=f"image {image} is not on the cloud (or not visible to this project); check cluster.image "
+            "against `openstack image list --tag magnum` or the profile's default_image",
+        )
+    return Check(area="image", name="image", ok=True, message=image)
+
+
+def check_chart_version(conn: Connection, version: str) -> Check:
+    offered = sorted(
+        {
+            str(labels[CHART_LABEL])
+            for template in conn.container_infrastructure_management.cluster_templates()
+            if isinstance(labels := (template.labels or {}), dict) and CHART_LABEL in labels
+        }
+    )
+    if not offered:
+        return Check(
+            area="magnum",
+            name=CHART_LABEL,
+            ok=True,
+            message=f"no template visible to this project carries {CHART_LABEL}; cannot confirm {version}",
+        )
+    if version not in offered:
+        return Check(
+            area="magnum",
+            name=CHART_LABEL,
+            ok=False,
+            message=f"{version} is not among the versions the cloud's templates use ({', '.join(offered)}); "
+            "the driver may not have that chart, and autoscaling needs a match",
+        )
+    return Check(area="magnum", name=CHART_LABEL, ok=True, message=version)
+
+
+def preflight(
+    cluster: ClusterStackConfig,
+    hub: HubStackConfig | None,
+    profile: Profile,
+    *,
+    site: str,
+    connect: Callable[[], Connection],
+) -> PreflightResult:
+    """Every check, each one answered; errors reaching the cloud raise :class:`PreflightProblem`."""
+    need = site_need(cluster, hub, profile)
+    conn = connect()
+    try:
+        project_id = str(conn.current_project_id)
+        auth_url = str(conn.config.auth.get("auth_url", ""))
+        checks = check_quotas(conn, project_id, need)
+        if hub is not None and hub.dns.provider == "designate" and hub.dns.zone:
+            checks.append(check_zone(conn, project_id, hub.dns.zone))
+        checks.append(check_credential(conn))
+        c = cluster.cluster
+        if c.existing_template_id is None:
+            if c.image:
+                checks.append(check_image(conn, c.image))
+            if c.capi_helm_chart_version:
+                checks.append(check_chart_version(conn, c.capi_helm_chart_version))
+    except JetstreamBinderHubError:
+        raise
+    except Exception as exc:
+        raise translate(exc) from None
+    return PreflightResult(site=site, project_id=project_id, auth_url=auth_url, need=need, checks=checks)
+
+
+def translate(exc: Exception) -> JetstreamBinderHubError:
+    """keystoneauth's and openstacksdk's exceptions as one line naming what to check."""
+    from keystoneauth1 import exceptions as ks
+    from openstack import exceptions as sdk
+
+    # openstacksdk's authorize() wraps keystoneauth's errors in SDKException: judge the original.
+    original = exc.__cause__ or exc.__context__
+    if isinstance(exc, sdk.SDKException) and isinstance(original, ks.ClientException):
+        exc = original
+    if isinstance(exc, ks.ConnectTimeout | ks.ConnectFailure) and "timed out" in str(exc).lower():
+        return PreflightTimedOut(
+            f"the cloud did not answer in time ({exc}); check the network and OS_AUTH_URL"
+        )
+    if isinstance(exc, ks.ConnectFailure | ks.DiscoveryFailure | ks.SSLError):
+        return PreflightProblem(
+            f"cannot reach the OpenStack identity or a service endpoint ({type(exc).__name__}); check OS_AUTH_URL "
+            "(or the auth_url in clouds.yaml) and the network"
+        )
+    if isinstance(exc, ks.Unauthorized) or (
+        isinstance(exc, sdk.HttpException) and getattr(exc, "status_code", None) == 401
+    ):
+        return PreflightAuthFailed(
+            "the cloud refused the credentials (401); check OS_APPLICATION_CREDENTIAL_ID/SECRET or OS_CLOUD's "
+            "entry in clouds.yaml (an application credential may have expired or been deleted)"
+        )
+    if isinstance(exc, ks.EndpointNotFound | ks.CatalogException):
+        return PreflightProblem(
+            f"a service is missing from the cloud's catalog ({exc}); is this the right cloud?"
+        )
+    if isinstance(exc, ks.RequestTimeout):
+        return PreflightTimedOut(f"a request to the cloud timed out ({exc}); try again, or check the network")
+    if isinstance(exc, sdk.HttpException):
+        status = getattr(exc, "status_code", None)
+        url = getattr(getattr(exc, "response", None), "url", "")
+        if status == 403:
+            return PreflightAuthFailed(
+                f"the credential may not read {url} (403); it needs the member role on the project"
+            )
+        return PreflightProblem(f"the cloud answered {status} for {url}: {exc.details or exc}")
+    if isinstance(exc, ks.ClientException | sdk.SDKException):
+        return PreflightProblem(f"asking the cloud failed: {exc}")
+    return PreflightProblem(f"asking the cloud failed: {type(exc).__name__}: {exc}")
+
+
+def connect_from_environment(env: Mapping[str, str]) -> Connection:
+    """A connection from OS_CLOUD (clouds.yaml) or the OS_* variables of an openrc, as the providers do."""
+    import openstack
+
+    from jetstream_binderhub.automation.environment import require_openstack_credentials
+
+    require_openstack_credentials(env)
+    try:
+        cloud = env.get("OS_CLOUD")
+        conn = openstack.connect(cloud=cloud) if cloud else openstack.connect()
+        conn.authorize()
+    except JetstreamBinderHubError:
+        raise
+    except Exception as exc:
+        raise translate(exc) from None
+    return conn
+
+
+def preflight_site(
+    site: str, project_dir: Path, *, env: Mapping[str, str], connect: Callable[[], Connection] | None = None
+) -> PreflightResult:
+    from jetstream_binderhub.config.cluster import resolve_defaults
+    from jetstream_binderhub.config.hub import parse_hub_stack
+    from jetstream_binderhub.config.stackfile import HUB_PROJECT, read_stack_file
+    from jetstream_binderhub.plan.site import hub_stack_path, load_cluster_file
+    from jetstream_binderhub.profiles import load_profile
+
+    _, cluster = load_cluster_file(project_dir, site)
+    profile = load_profile(cluster.profile)
+    cluster = resolve_defaults(cluster, profile)
+    hub = None
+    hub_path = hub_stack_path(project_dir, site)
+    if hub_path.is_file():
+        hub = parse_hub_stack(
+            read_stack_file(hub_path).namespace(HUB_PROJECT),
+            source=str(hub_path),
+            node_groups=cluster.cluster.label_values(),
+        )
+    return preflight(
+        cluster, hub, profile, site=site, connect=connect or (lambda: connect_from_environment(env))
+    )

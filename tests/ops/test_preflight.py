@@ -1,0 +1,184 @@
+"""preflight through openstacksdk against a stand-in cloud on 127.0.0.1 (Keystone catalog, version
+discovery and the API answers in their documented shapes)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from jetstream_binderhub.cli import app
+from jetstream_binderhub.ops.preflight import (
+    PreflightAuthFailed,
+    PreflightProblem,
+    preflight_site,
+)
+
+from .fake_openstack import APP_CRED_ID, APP_CRED_SECRET, PROJECT_ID, FakeOpenStack, serving
+from .test_size import CLUSTER_FILE
+
+runner = CliRunner()
+
+
+def credentials(auth_url: str) -> dict[str, str]:
+    return {
+        "OS_AUTH_URL": auth_url,
+        "OS_AUTH_TYPE": "v3applicationcredential",
+        "OS_APPLICATION_CREDENTIAL_ID": APP_CRED_ID,
+        "OS_APPLICATION_CREDENTIAL_SECRET": APP_CRED_SECRET,
+        "OS_REGION_NAME": "RegionOne",
+        "OS_INTERFACE": "public",
+        "OS_IDENTITY_API_VERSION": "3",
+    }
+
+
+@pytest.fixture
+def project(project: Path) -> Path:
+    """The shipped site with the cluster sizes the assertions use (test_size's)."""
+    (project / "Pulumi.jetstream2.yaml").write_text(CLUSTER_FILE)
+    return project
+
+
+@pytest.fixture
+def cloud(monkeypatch: pytest.MonkeyPatch, project: Path) -> Iterator[FakeOpenStack]:
+    import os
+
+    from jetstream_binderhub.config.hub import parse_hub_stack
+    from jetstream_binderhub.config.stackfile import HUB_PROJECT, read_stack_file
+
+    hub = parse_hub_stack(
+        read_stack_file(project / "binderhub" / "Pulumi.jetstream2.yaml").namespace(HUB_PROJECT)
+    )
+    with serving() as fake:
+        fake.cloud.zones[0]["name"] = hub.dns.zone  # the zone the site's DNS settings name
+        for name in list(os.environ):
+            if name.startswith("OS_"):
+                monkeypatch.delenv(name)
+        for name, value in credentials(fake.base + "/identity/v3").items():
+            monkeypatch.setenv(name, value)
+        yield fake
+
+
+def run_preflight(project: Path) -> object:
+    import os
+
+    return preflight_site("jetstream2", project, env=os.environ)
+
+
+def test_the_shipped_site_fits_and_every_check_is_asked(cloud: FakeOpenStack, project: Path) -> None:
+    result = preflight_site("jetstream2", project, env=dict(__import__("os").environ))
+    assert result.ok, result.failures
+    assert result.project_id == PROJECT_ID
+    by_name = {c.name: c for c in result.checks}
+    # control plane 1 + default-worker 1 + user-m3.large up to 10
+    assert by_name["instances"].need == 12 and by_name["instances"].free == 18
+    # 8 (m3.medium) + 4 (m3.quad) + 10 x 16 (m3.large)
+    assert by_name["cores"].need == 172
+    assert by_name["load_balancers"].need == 2 and by_name["floating_ips"].need == 2
+    assert {"zone", "application credential", "image", "capi_helm_chart_version"} <= set(by_name)
+    asked = {path.split("?")[0] for _, path in cloud.requests}
+    assert f"/compute/v2.1/os-quota-sets/{PROJECT_ID}/detail" in asked
+    assert f"/network/v2.0/quotas/{PROJECT_ID}/details" in asked
+
+
+def test_usage_and_reservations_are_subtracted(cloud: FakeOpenStack, project: Path) -> None:
+    cloud.cloud.compute["cores"] = {"limit": 200, "in_use": 24, "reserved": 8}
+    result = preflight_site("jetstream2", project, env=dict(__import__("os").environ))
+    cores = next(c for c in result.checks if c.name == "cores")
+    assert not cores.ok and cores.free == 168
+    assert cores.message == "needs 172, 168 free (200 allowed, 32 in use)"
+
+
+def test_unlimited_quotas_never_fall_short(cloud: FakeOpenStack, project: Path) -> None:
+    cloud.cloud.compute["instances"] = {"limit": -1, "in_use": 500, "reserved": 0}
+    result = preflight_site("jetstream2", project, env=dict(__import__("os").environ))
+    instances = next(c for c in result.checks if c.name == "instances")
+    assert instances.ok and instances.limit is None
+
+
+def test_load_balancers_in_use_count_against_octavias_quota(cloud: FakeOpenStack, project: Path) -> None:
+    cloud.cloud.lb_quota, cloud.cloud.lb_count = 3, 2
+    result = preflight_site("jetstream2", project, env=dict(__import__("os").environ))
+    lbs = next(c for c in result.checks if c.name == "load_balancers")
+    assert not lbs.ok and lbs.free == 1
+
+
+def test_a_restricted_credential_a_foreign_zone_a_missing_image_and_an_unknown_chart_are_named(
+    cloud: FakeOpenStack, project: Path
+) -> None:
+    cloud.cloud.restricted = True
+    cloud.cloud.zones[0]["project_id"] = "someone-else"
+    cloud.cloud.images = ["ubuntu-jammy-kube-v1.32.0"]
+    cloud.cloud.chart_versions = ["0.14.1", "0.15.0"]
+    result = preflight_site("jetstream2", project, env=dict(__import__("os").environ))
+    failed = {c.name: c.message for c in result.failures}
+    assert "is restricted" in failed["application credential"]
+    assert "belongs to project someone-else" in failed["zone"]
+    assert "ubuntu-jammy-kube-v1.33.2-250626-0848 is not on the cloud" in failed["image"]
+    assert (
+        "0.16.0 is not among the versions the cloud's templates use (0.14.1, 0.15.0)"
+        in failed["capi_helm_chart_version"]
+    )
+
+
+def test_a_missing_zone_is_named(cloud: FakeOpenStack, project: Path) -> None:
+    cloud.cloud.zones = []
+    result = preflight_site("jetstream2", project, env=dict(__import__("os").environ))
+    zone = next(c for c in result.checks if c.name == "zone")
+    assert not zone.ok and "not found in this project" in zone.message
+
+
+def test_a_wrong_secret_is_an_authentication_failure_in_one_line(cloud: FakeOpenStack, project: Path) -> None:
+    cloud.cloud.accept_secret = "another"
+    with pytest.raises(PreflightAuthFailed, match="refused the credentials \\(401\\)") as info:
+        preflight_site("jetstream2", project, env=dict(__import__("os").environ))
+    assert APP_CRED_SECRET not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_unreachable_identity_endpoint_says_what_to_check(
+    monkeypatch: pytest.MonkeyPatch, project: Path
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = credentials(f"http://127.0.0.1:{port}/identity/v3")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(PreflightProblem, match=r"cannot reach the OpenStack identity.*check OS_AUTH_URL"):
+        preflight_site("jetstream2", project, env=env)
+
+
+def test_cli_prints_need_against_free_and_exits_16_naming_each_shortfall(
+    cloud: FakeOpenStack, project: Path
+) -> None:
+    cloud.cloud.compute["instances"] = {"limit": 10, "in_use": 2, "reserved": 0}
+    result = runner.invoke(app, ["preflight", "jetstream2", "-C", str(project)])
+    assert result.exit_code == 16, result.output
+    assert "instances" in result.stdout and "need" in result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: preflight: compute instances: needs 12, 8 free (10 allowed, 2 in use)",
+    ]
+    assert APP_CRED_SECRET not in result.output
+
+
+def test_cli_json(cloud: FakeOpenStack, project: Path) -> None:
+    result = runner.invoke(app, ["preflight", "jetstream2", "-C", str(project), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["ok"] is True and data["need"]["cores"] == 172
+
+
+def test_up_runs_preflight_first_and_stops_on_a_shortfall(
+    cloud: FakeOpenStack, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    cloud.cloud.compute["cores"] = {"limit": 100, "in_use": 0, "reserved": 0}
+    result = runner.invoke(app, ["up", "jetstream2", "--yes", "-C", str(project)])
+    assert result.exit_code == 16, result.output
+    assert "error: preflight: compute cores: needs 172, 100 free" in result.stderr
+    assert "--skip-preflight" in result.stderr
