@@ -15,6 +15,9 @@ def cloud_with_room(monkeypatch: pytest.MonkeyPatch) -> None:
     from jetstream_binderhub.ops import preflight
 
     def passing(site: str, project_dir: Path, **_: Any) -> preflight.PreflightResult:
+        from jetstream_binderhub.plan.site import load_cluster_file
+
+        load_cluster_file(project_dir, site)  # an unknown site is still refused, as the real one does
         need = preflight.Need(
             instances=0,
             cores=0,
