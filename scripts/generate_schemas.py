@@ -74,19 +74,10 @@ CHARTS = (
         source="dask/dask-gateway resources/helm/dask-gateway/{values.schema.yaml,values.yaml} @ 2026.3.0",
         license="BSD-3-Clause",
     ),
-    Chart(
-        # Its subcharts kube-state-metrics and prometheus-node-exporter have no schema; alertmanager's is
-        # not checked because the site disables alertmanager (Helm loads no disabled subchart).
-        name="prometheus",
-        version="29.27.0",
-        schema="prometheus-29.27.0-values.schema.json",
-        values="prometheus-29.27.0-values.yaml",
-        source=(
-            "prometheus-community/helm-charts charts/prometheus/{values.schema.json,values.yaml} @ "
-            "ca06aaef8a20ca639f06523f467cb0ef8a114feb (29.27.0)"
-        ),
-        license="Apache-2.0",
-    ),
+    # Not yet here: prometheus-community's `prometheus` chart (29.27.0, Apache-2.0) has a values.schema.json,
+    # but its files are not among the upstream data this script reads; add them there and a Chart entry
+    # here, and the support layer's Prometheus values are checked like the others (hub/support.py asks
+    # `available()`).
 )
 
 # Keywords whose value is a map of names to subschemas: the names are the user's, never keywords.
