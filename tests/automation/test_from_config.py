@@ -187,3 +187,15 @@ def test_a_site_name_pulumi_would_refuse_writes_nothing_anywhere(
     assert not home.exists(), "no work directory, inside the sites directory or outside it"
     with pytest.raises(InvalidSiteName):
         Site.from_files(name, tmp_path, env=ready_env, stacks=t.FakeStacks())
+
+
+def test_a_config_model_writes_only_what_the_caller_set(
+    tmp_path: Path, ready_env: dict[str, str], cluster_cfg: dict[str, Any]
+) -> None:
+    model = ClusterStackConfig.model_validate(cluster_cfg)
+    Site.from_config("workshop", cluster=model, work_dir=tmp_path / "w", env=ready_env, stacks=t.FakeStacks())
+
+    written = yaml.safe_load((tmp_path / "w" / "cluster" / "Pulumi.workshop.yaml").read_text())["config"]
+    cluster = written["jetstream-binderhub:cluster"]
+    # Defaults left to the profile keep following the profile: they are not frozen into the file.
+    assert "floating_ips" not in cluster and "api_load_balancer" not in cluster

@@ -804,3 +804,22 @@ def test_a_plain_output_holding_a_known_secret_value_is_masked(
     outputs = make_site(project, ready_env, stacks).outputs(Layer.CLUSTER)[Layer.CLUSTER]
     assert outputs["debug"] == "auth with [secret]"
     assert outputs["cluster_name"] == "pythia"
+
+
+def test_an_error_after_the_cluster_was_applied_carries_what_was_done(
+    project: Path, ready_env: dict[str, str]
+) -> None:
+    stacks = t.FakeStacks(
+        events={
+            (Layer.CLUSTER, "preview"): t.nodegroup_resize(),
+            (Layer.BINDERHUB, "preview"): t.hub_update(),
+        },
+        errors={(Layer.BINDERHUB, "up"): CommandError(t.command_result("error: update failed"))},
+    )
+    with pytest.raises(UpdateFailed) as failed:
+        make_site(project, ready_env, stacks).up()
+
+    partial = failed.value.partial
+    assert [r.layer for r in partial.layers] == [Layer.CLUSTER]
+    assert partial.failed_layer is Layer.BINDERHUB
+    assert partial.to_json()["failed_layer"] == "binderhub"
