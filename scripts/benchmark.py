@@ -46,7 +46,9 @@ import pulumi_openstack as o, pulumi_kubernetes as k
 o.containerinfra.ClusterTemplate, o.containerinfra.Cluster, o.containerinfra.NodeGroup
 o.networking.FloatingIp, o.dns.RecordSet, o.dns.get_dns_zone
 k.Provider, k.core.v1.Namespace, k.core.v1.Secret, k.helm.v3.Release, k.apiextensions.CustomResource
-k.meta.v1.ObjectMeta  # CustomResource reads its metadata type on first use
+k.meta.v1.Status  # CustomResource loads the meta/v1 types on first use
+k.networking.v1.NetworkPolicy, k.scheduling.v1.PriorityClass
+import pulumi_random as r; r.RandomPassword
 """
 FLOOR = [sys.executable, "-c", FLOOR_IMPORTS]
 PROVIDER_PACKAGES = ("pulumi_openstack.", "pulumi_kubernetes.", "pulumi_random.")
