@@ -649,6 +649,13 @@ def kubeconfig(
 
 
 def _site_url(site: str, project_dir: Path | None, backend: str | None) -> str:
+    return _site_urls(site, project_dir, backend)[0]
+
+
+def _site_urls(site: str, project_dir: Path | None, backend: str | None) -> tuple[str, str | None]:
+    """The site's BinderHub URL and, when monitoring is deployed, its Grafana URL."""
+    from jetstream_binderhub.automation.results import Layer
+
     s = _open_site(site, project_dir, backend, None, None)
     url = run_or_exit(s.url)
     if not url:
@@ -659,7 +666,8 @@ def _site_url(site: str, project_dir: Path | None, backend: str | None) -> str:
             ],
             4,
         )
-    return url
+    grafana = run_or_exit(lambda: s.outputs(Layer.BINDERHUB)[Layer.BINDERHUB].get("grafana_url"))
+    return url, grafana if isinstance(grafana, str) and grafana else None
 
 
 @app.command(short_help="Smoke-test the live BinderHub: health, launch, ready.")
@@ -689,21 +697,45 @@ def verify(
         bool,
         typer.Option("--stop-server", help="Shut the launched server down afterwards, with its own token."),
     ] = False,
+    grafana_url: Annotated[
+        str | None,
+        typer.Option(
+            "--grafana-url",
+            help="Grafana base URL to check as well (default: the site's grafana_url output, when --url is not given).",
+            show_default=False,
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     backend: BackendOpt = None,
     project_dir: ProjectDirOpt = None,
 ) -> None:
     """Smoke-test the live BinderHub: /health, then launch a repository and follow it to ready or failed.
+    Then, when the site has Grafana, check that it answers and refuses anonymous users.
 
     Exit codes: 0 ready, 10 unhealthy, 11 build failed, 12 launch failed, 13 timed out,
-    14 unreachable, 15 refused (rate limit, authentication, repository not allowed).
+    14 unreachable, 15 refused (rate limit, authentication, repository not allowed),
+    17 Grafana lets anonymous users in, 18 Grafana does not answer.
     """
+    from jetstream_binderhub.ops.verify import check_grafana, grafana_base_url
     from jetstream_binderhub.ops.verify import verify as run_verify
 
-    target = url if url is not None else _site_url(site, project_dir, backend)
+    if url is not None:
+        target, grafana_target = url, grafana_url
+    else:
+        target, site_grafana = _site_urls(site, project_dir, backend)
+        grafana_target = grafana_url if grafana_url is not None else site_grafana
+    if grafana_target is not None:
+        # A bad --grafana-url is refused before a launch that can take minutes.
+        run_or_exit(lambda: grafana_base_url(grafana_target))
     result = run_or_exit(lambda: run_verify(target, repo, timeout=timeout, stop_server=stop_server))
+    grafana = None if grafana_target is None else run_or_exit(lambda: check_grafana(grafana_target))
     if json_output:
-        sys.stdout.write(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
+        data = result.to_json()
+        if grafana is not None:
+            data["grafana"] = {**grafana.model_dump(mode="json"), "exit_code": grafana.exit_code}
+            if result.exit_code == 0:
+                data["exit_code"] = grafana.exit_code
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
     else:
         typer.echo(f"verify {result.url} with {result.repo}")
         if result.health is not None:
@@ -721,8 +753,13 @@ def verify(
                 typer.echo("server stopped")
     if result.stop_problem:
         typer.echo(f"warning: the server was not stopped: {result.stop_problem}", err=True)
+    if grafana is not None and grafana.exit_code == 0 and not json_output:
+        typer.echo(grafana.message)
     if result.exit_code != 0:
-        fail([f"error: verify: {result.message}"], result.exit_code)
+        extra = [] if grafana is None or grafana.exit_code == 0 else [f"error: grafana: {grafana.message}"]
+        fail([f"error: verify: {result.message}", *extra], result.exit_code)
+    if grafana is not None and grafana.exit_code != 0:
+        fail([f"error: grafana: {grafana.message}"], grafana.exit_code)
 
 
 @app.command(short_help="SU burn of the live nodes against the allocation.")

@@ -5,6 +5,10 @@ answers 200 with text/event-stream whatever happens, like BuildHandler: `data: {
 `:keepalive` comments, and a script can hold the stream open the way BinderHub does after `ready`
 (60 s) and after a failed build (forever). POST <server>/api/shutdown stands in for the launched
 notebook server (Jupyter Server's ShutdownHandler), checking the token the ready event handed out.
+
+Under /grafana/ the same server stands in for Grafana (grafana/grafana pkg/middleware/auth.go): the
+public /api/health and /login, and /api/search that answers 401 without credentials unless the
+script lets anonymous users in.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ KEEPALIVE = 0.05
 """The fake's keepalive period (BinderHub's is 25 s)."""
 
 SERVER_TOKEN = "tok-Zq9xW2-launch"
+
+GRAFANA = "/grafana/"
+"""Where the stand-in Grafana lives on the fake's server: `fake.url + "grafana/"`."""
 
 
 def event(phase: str, message: str, **extra: Any) -> tuple[str, Any]:
@@ -61,6 +68,9 @@ class Script:
     build_status: int = 200
     build: list[tuple[str, Any]] = field(default_factory=list)
     shutdown_status: int = 200
+    grafana_health_status: int = 200
+    grafana_anonymous: bool = False
+    """Grafana's auth.anonymous.enabled: /api/search then answers an anonymous user with 200."""
 
 
 @dataclass
@@ -119,7 +129,9 @@ class FakeBinderHub:
 
             def do_GET(self) -> None:
                 fake.seen.requests.append(("GET", self.path, dict(self.headers)))
-                if self.path.endswith("/health"):
+                if self.path.startswith(GRAFANA):
+                    self._grafana(self.path.removeprefix(GRAFANA))
+                elif self.path.endswith("/health"):
                     self._json(fake.script.health_status, fake.script.health_body)
                 elif "/build/" in self.path:
                     self._stream()
@@ -135,6 +147,20 @@ class FakeBinderHub:
                         self._json(fake.script.shutdown_status, {})
                 else:
                     self._json(404, {"message": "Not Found"})
+
+            def _grafana(self, path: str) -> None:
+                if path == "api/health":
+                    body = {"commit": "abc1234", "database": "ok", "version": "10.4.1"}
+                    self._json(fake.script.grafana_health_status, body)
+                elif path == "login":
+                    self._json(200, {})  # the real one is an HTML page; only its status is checked
+                elif path == "api/search":
+                    if fake.script.grafana_anonymous or "Authorization" in self.headers:
+                        self._json(200, [{"uid": "binderhub", "title": "BinderHub", "type": "dash-db"}])
+                    else:
+                        self._json(401, {"message": "Unauthorized"})
+                else:
+                    self._json(404, {"message": "Not found"})
 
             def _json(self, status: int, body: Any) -> None:
                 data = json.dumps(body).encode()

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from jetstream_binderhub.automation import Layer
 from jetstream_binderhub.automation import testing as t
 from jetstream_binderhub.cli import app
-from jetstream_binderhub.ops.verify import EXIT_CODES, Outcome, VerifyInputError, verify
+from jetstream_binderhub.ops.verify import EXIT_CODES, Outcome, VerifyInputError, check_grafana, verify
 
 from .fake_binderhub import (
     HOLD,
@@ -262,3 +262,82 @@ def test_cli_says_when_the_site_has_no_url_yet(
     result = runner.invoke(app, ["verify", "jetstream2", "-C", str(project)])
     assert result.exit_code == 4
     assert "has no BinderHub URL yet" in result.stderr and "--url" in result.stderr
+
+
+# --- Grafana --------------------------------------------------------------------------------------
+
+
+def test_grafana_that_refuses_anonymous_users_passes(hub: FakeBinderHub) -> None:
+    check = check_grafana(hub.url + "grafana")
+    assert check.outcome is Outcome.READY and check.exit_code == 0
+    assert "refuses anonymous access" in check.message
+    assert "GET /grafana/api/search" in hub.paths
+
+
+def test_grafana_that_lets_anonymous_users_in_fails_with_its_own_code(hub: FakeBinderHub) -> None:
+    hub.script.grafana_anonymous = True
+    check = check_grafana(hub.url + "grafana/")
+    assert check.outcome is Outcome.GRAFANA_OPEN and check.exit_code == 17
+    assert "lets an anonymous user in" in check.message and check.status_code == 200
+
+
+def test_grafana_that_does_not_answer_is_unreachable(hub: FakeBinderHub) -> None:
+    hub.script.grafana_health_status = 502
+    check = check_grafana(hub.url + "grafana/")
+    assert check.outcome is Outcome.GRAFANA_UNREACHABLE and check.exit_code == 18
+    assert "answered 502" in check.message
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    closed = check_grafana(f"http://127.0.0.1:{port}/")
+    assert closed.outcome is Outcome.GRAFANA_UNREACHABLE and "failed" in closed.message
+
+
+def test_cli_checks_grafana_after_the_launch(hub: FakeBinderHub) -> None:
+    args = [
+        "verify",
+        "jetstream2",
+        "--url",
+        hub.url,
+        "--grafana-url",
+        hub.url + "grafana/",
+        "--timeout",
+        "30",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "refuses anonymous access" in result.stdout
+    hub.script.grafana_anonymous = True
+    result = runner.invoke(app, args)
+    assert result.exit_code == 17
+    assert result.stderr.splitlines() == [
+        line for line in result.stderr.splitlines() if line.startswith("error: grafana: ")
+    ]
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_cli_bad_grafana_url_is_exit_2_before_any_launch(hub: FakeBinderHub) -> None:
+    result = runner.invoke(
+        app, ["verify", "jetstream2", "--url", hub.url, "--grafana-url", "grafana.example"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: --grafana-url: expected http(s)://host")
+    assert hub.paths == []
+
+
+def test_cli_takes_grafana_from_the_sites_outputs(
+    hub: FakeBinderHub, project: Path, monkeypatch: pytest.MonkeyPatch, ready_env: dict[str, str]
+) -> None:
+    for name, value in ready_env.items():
+        monkeypatch.setenv(name, value)
+    hub.script.grafana_anonymous = True
+    fake = t.FakeStacks()
+    fake.outputs[Layer.BINDERHUB] = {
+        "binderhub_url": (hub.url, False),
+        "grafana_url": (hub.url + "grafana", False),
+    }
+    monkeypatch.setattr("jetstream_binderhub.automation.site.PulumiStacks", lambda: fake)
+    result = runner.invoke(app, ["verify", "jetstream2", "-C", str(project), "--json"])
+    assert result.exit_code == 17, result.output
+    data = json.loads(result.stdout)
+    assert data["exit_code"] == 17 and data["grafana"]["outcome"] == "grafana_open"

@@ -52,6 +52,8 @@ class Outcome(StrEnum):
     TIMED_OUT = "timed_out"
     UNREACHABLE = "unreachable"
     REFUSED = "refused"
+    GRAFANA_OPEN = "grafana_open"
+    GRAFANA_UNREACHABLE = "grafana_unreachable"
 
 
 EXIT_CODES: dict[Outcome, int] = {
@@ -62,6 +64,8 @@ EXIT_CODES: dict[Outcome, int] = {
     Outcome.TIMED_OUT: 13,
     Outcome.UNREACHABLE: 14,
     Outcome.REFUSED: 15,
+    Outcome.GRAFANA_OPEN: 17,
+    Outcome.GRAFANA_UNREACHABLE: 18,
 }
 """Exit code of `verify` per outcome (docs/cli.md's table); stable for scripts."""
 
@@ -523,3 +527,96 @@ def _check(item: Any) -> HealthCheck:
         counted=not item.get("_ignore_failure", False),
         details=details,
     )
+
+
+# --- Grafana --------------------------------------------------------------------------------------
+
+
+class GrafanaCheck(_Out):
+    url: str
+    outcome: Outcome
+    message: str = Field(description="One line: what Grafana answered and, when it failed, what to check.")
+    status_code: int | None = Field(default=None, description="The status of the request that failed.")
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.outcome]
+
+
+def grafana_base_url(url: str) -> str:
+    """:func:`base_url` for Grafana, its errors naming --grafana-url."""
+    try:
+        return base_url(url)
+    except VerifyInputError as exc:
+        raise VerifyInputError(str(exc).replace("--url", "--grafana-url", 1)) from None
+
+
+def check_grafana(url: str, *, timeout: float = 30.0) -> GrafanaCheck:
+    """Check that Grafana answers and refuses an anonymous user.
+
+    Without credentials and with anonymous access off, Grafana's `notAuthorized` answers API paths
+    with 401 and redirects pages to /login (grafana/grafana pkg/middleware/auth.go); /api/health
+    and /login are public. With `auth.anonymous` on, /api/search answers 200 (or 403 for a role
+    without the permission): the anonymous user got in. Never raises for what the server answers.
+    """
+    import httpx
+
+    base = grafana_base_url(url)
+    host = httpx.URL(base).host
+
+    def result(outcome: Outcome, message: str, status: int | None = None) -> GrafanaCheck:
+        return GrafanaCheck(url=base, outcome=outcome, message=message, status_code=status)
+
+    step = "GET /api/health"
+    headers = {"User-Agent": "jetstream-binderhub-verify"}
+    try:
+        with httpx.Client(headers=headers, follow_redirects=False, timeout=timeout) as client:
+            health = client.get(base + "api/health")
+            if health.status_code != 200 or not _is_grafana_health(health):
+                return result(
+                    Outcome.GRAFANA_UNREACHABLE,
+                    f"Grafana at {base}: {step} answered {health.status_code} without Grafana's health "
+                    "JSON; check the grafana pod and its ingress (`kubectl -n support get pods`)",
+                    health.status_code,
+                )
+            step = "GET /login"
+            login = client.get(base + "login")
+            if login.status_code != 200:
+                return result(
+                    Outcome.GRAFANA_UNREACHABLE,
+                    f"Grafana at {base}: {step} answered {login.status_code}; its login page should be public",
+                    login.status_code,
+                )
+            step = "GET /api/search"
+            search = client.get(base + "api/search")
+    except httpx.TransportError as exc:
+        reason = str(exc) or type(exc).__name__
+        tls = "CERTIFICATE" in reason.upper() or "SSL" in reason.upper()
+        hint = (
+            "check its certificate (cert-manager's Certificate Ready)" if tls else "check DNS and the ingress"
+        )
+        return result(Outcome.GRAFANA_UNREACHABLE, f"Grafana at {host}: {step} failed ({reason}); {hint}")
+    if search.status_code == 401:
+        return result(Outcome.READY, f"Grafana answers at {base} and refuses anonymous access (401)")
+    if search.status_code in (200, 403):
+        return result(
+            Outcome.GRAFANA_OPEN,
+            f"Grafana at {base} lets an anonymous user in: {step} without credentials answered "
+            f"{search.status_code}, not 401; turn anonymous access off (grafana.ini auth.anonymous "
+            "enabled: false)",
+            search.status_code,
+        )
+    return result(
+        Outcome.GRAFANA_UNREACHABLE,
+        f"Grafana at {base}: {step} answered {search.status_code}, expected 401 without credentials; "
+        "check the grafana pod and its ingress",
+        search.status_code,
+    )
+
+
+def _is_grafana_health(response: httpx.Response) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "database" in body
