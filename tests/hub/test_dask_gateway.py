@@ -42,7 +42,7 @@ def test_shipped_site_plans_the_gateway_beside_the_hub(plan_hub: PlanHub, hub_co
     assert set(release.options["depends_on"]) == {"binderhub-release", "ingress-release"}
     assert inputs["skip_crds"] is False
     assert release.options["provider"] == "cluster-k8s"
-    assert layer.resource(POLICY).options["provider"] == "cluster-k8s"
+    assert layer.resource(POLICY, "dask-gateway-network-policy").options["provider"] == "cluster-k8s"
     assert layer.output("chart_versions").value["dask-gateway"] == "2026.3.0"
 
 
@@ -91,14 +91,14 @@ def test_a_release_name_renames_every_address(plan_hub: PlanHub, hub_config: dic
     assert jh["singleuser"]["extraEnv"]["DASK_GATEWAY__PROXY_ADDRESS"] == (
         "gateway://traefik-pangeo-dask-gateway.binderhub:80"
     )
-    policy = run.layer.resource(POLICY).inputs["spec"]
+    policy = run.layer.resource(POLICY, "dask-gateway-network-policy").inputs["spec"]
     assert policy["podSelector"]["matchLabels"] == {"gateway.dask.org/instance": "pangeo-dask-gateway"}
 
 
 def test_switched_off_nothing_of_it_is_planned(plan_hub: PlanHub, hub_config: dict[str, Any]) -> None:
     hub_config["dask_gateway"] = {"enabled": False}
     run = plan_hub(hub_config)
-    assert not [r for r in run.layer.resources if r.type in (POLICY,) or r.name.startswith("dask-gateway")]
+    assert not [r for r in run.layer.resources if r.name.startswith("dask-gateway")]
     jh = run.values()["jupyterhub"]
     assert "services" not in jh["hub"] and "extraEnv" not in jh["singleuser"]
     assert "egress" not in jh["singleuser"]["networkPolicy"]
@@ -176,7 +176,7 @@ def test_the_schema_check_bites() -> None:
 
 
 def test_network_policy_fences_schedulers_and_workers(plan_hub: PlanHub, hub_config: dict[str, Any]) -> None:
-    policy = plan_hub(hub_config).layer.resource(POLICY).inputs
+    policy = plan_hub(hub_config).layer.resource(POLICY, "dask-gateway-network-policy").inputs
     assert policy["metadata"] == {"name": "dask-gateway-clusters", "namespace": "binderhub"}
     spec = policy["spec"]
     selector = spec["podSelector"]

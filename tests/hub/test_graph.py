@@ -323,6 +323,7 @@ def test_binderhub_waits_for_certificates_ingress_and_credentials(
         "binderhub-registry-pull",
         # The core PriorityClass its pods run with (tests/hub/test_support_hygiene.py).
         "support-core-priority",
+        "binderhub-builder-policy",
     }
 
 
@@ -583,3 +584,50 @@ def test_a_cluster_without_a_kubeconfig_exports_none_not_an_empty_string(
     # ...and the BinderHub layer reading that stack stops with words, not a KeyError.
     with pytest.raises(Exception, match=r"the cluster stack's `kubeconfig` output is empty"):
         plan_hub(hub_config)
+
+
+def test_builds_are_fenced_from_the_metadata_service_and_private_networks(
+    plan_hub: PlanHub, hub_config: dict[str, Any]
+) -> None:
+    import ipaddress
+
+    run = plan_hub(hub_config)
+    policy = run.resource("kubernetes:networking.k8s.io/v1:NetworkPolicy", "binderhub-builder-policy")
+    assert policy.options.get("provider") == "cluster-k8s"
+    assert policy.inputs["metadata"] == {"name": "binderhub-builders", "namespace": "binderhub"}
+    spec = policy.inputs["spec"]
+    # The chart's dind/pink daemonset pods and BinderHub's build pods.
+    assert spec["podSelector"]["matchExpressions"] == [
+        {"key": "component", "operator": "In", "values": ["image-builder", "binderhub-build"]}
+    ]
+    assert spec["policyTypes"] == ["Ingress", "Egress"] and spec["ingress"] == []
+    dns, world = spec["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    [block] = world["to"]
+    assert "ports" not in world and block["ipBlock"]["cidr"] == "0.0.0.0/0"
+    fenced = [ipaddress.ip_network(c) for c in block["ipBlock"]["except"]]
+    for address in ("169.254.169.254", "10.0.0.1", "172.24.0.10", "192.168.1.5"):
+        assert any(ipaddress.ip_address(address) in net for net in fenced), address
+    assert not any(ipaddress.ip_address("149.165.150.1") in net for net in fenced)
+    hub_config["binderhub"]["builder"]["network_policy"] = False
+    layer = plan_hub(hub_config).layer
+    assert not [r for r in layer.resources if r.type.endswith("NetworkPolicy") and "builder" in r.name]
+
+
+def test_state_delete_of_the_provider_keeps_the_public_address_and_dns(
+    plan_hub: PlanHub, hub_config: dict[str, Any]
+) -> None:
+    # docs/operations.md recovers from a replaced cluster with `pulumi state delete --target-dependents`
+    # on the top-level provider `cluster-k8s`: that must take every Kubernetes resource and nothing else.
+    from jetstream_binderhub.config.stackfile import HUB_PROJECT
+
+    layer = plan_hub(hub_config).layer
+    provider = layer.resource("pulumi:providers:kubernetes", "cluster-k8s")
+    assert not provider.options.get("parent")
+    assert HUB_PROJECT == "jetstream-binderhub-hub"
+    k8s_names = {r.name for r in layer.resources if r.custom and r.type.startswith("kubernetes:")}
+    for r in layer.resources:
+        if r.type.startswith("openstack:"):
+            assert r.options.get("provider") != "cluster-k8s", r.name
+            assert not set(r.options.get("depends_on") or []) & k8s_names, r.name
+    assert {r.type for r in layer.resources if r.type.startswith("openstack:")} >= {FLOATING_IP, RECORD_SET}

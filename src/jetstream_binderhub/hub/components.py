@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -239,6 +239,7 @@ class BinderHub(pulumi.ComponentResource):
     push_secret: k8s.core.v1.Secret
     pull_secret: k8s.core.v1.Secret | None
     github_secret: k8s.core.v1.Secret | None
+    builder_policy: k8s.networking.v1.NetworkPolicy | None
     release: k8s.helm.v3.Release
 
     def __init__(self, name: str, args: BinderHubArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -283,11 +284,28 @@ class BinderHub(pulumi.ComponentResource):
                 opts=_k8s_opts(self, provider),
             )
 
+        self.builder_policy = None
+        if bh.builder.network_policy:
+            # The chart has no policy of its own for these pods (its `networkPolicy` key is a placeholder,
+            # helm-chart/binderhub/schema.yaml), so the layer brings one.
+            self.builder_policy = k8s.networking.v1.NetworkPolicy(
+                f"{name}-builder-policy",
+                metadata={"name": v.BUILDER_POLICY, "namespace": namespace},
+                # Wire (camelCase) names, as the provider sends them; the SDK's TypedDict spells them in snake_case.
+                spec=cast("k8s.networking.v1.NetworkPolicySpecArgsDict", v.builder_network_policy_spec()),
+                opts=_k8s_opts(self, provider),
+            )
+
         has_token = args.github_token is not None
         values = pulumi.Output.from_input(args.node_group_labels).apply(
             lambda labels: _validated_values(cfg, labels, has_token)
         )
-        secrets = [s for s in (self.push_secret, self.pull_secret, self.github_secret) if s is not None]
+        # The fence exists before the first build pod can start.
+        secrets = [
+            s
+            for s in (self.push_secret, self.pull_secret, self.github_secret, self.builder_policy)
+            if s is not None
+        ]
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             name=bh.release_name,

@@ -210,6 +210,40 @@ def binderhub_values(cfg: HubStackConfig, labels: Mapping[str, str], *, github_t
     return deep_merge(values, bh.extra_values)
 
 
+BUILDER_POLICY = "binderhub-builders"
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+LINK_LOCAL = "169.254.0.0/16"
+"""Link-local, where the cloud metadata service answers (169.254.169.254): credentials and user data."""
+BUILDER_COMPONENTS = ("image-builder", "binderhub-build")
+"""Pod labels `component=`: the chart's builder daemonset (templates/container-builder/daemonset.yaml)
+and BinderHub's build pods (binderhub/build.py, KubernetesBuildExecutor._component_label)."""
+
+
+def builder_network_policy_spec() -> dict[str, Any]:
+    """Fence for the builder daemonset and the build pods, where repository code runs during a build
+    (the daemon runs each step; its containers' traffic leaves through the daemon pod): nothing comes in,
+    DNS goes to the cluster, everything else only to public addresses. mybinder.org fences the same pods
+    (mybinder.org-deploy mybinder/templates/netpol.yaml); the DNS rules follow z2jh's singleuser policy."""
+    dns_ports = [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+    return {
+        "podSelector": {
+            "matchExpressions": [{"key": "component", "operator": "In", "values": list(BUILDER_COMPONENTS)}]
+        },
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [],
+        "egress": [
+            {
+                "ports": dns_ports,
+                "to": [
+                    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}},
+                    *({"ipBlock": {"cidr": cidr}} for cidr in PRIVATE_RANGES),
+                ],
+            },
+            {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [*PRIVATE_RANGES, LINK_LOCAL]}}]},
+        ],
+    }
+
+
 def traefik_values(cfg: HubStackConfig, labels: Mapping[str, str], load_balancer_ip: str) -> dict[str, Any]:
     """Values of the Traefik chart: a LoadBalancer Service on the given floating IP, HTTP redirected."""
     ing = cfg.ingress
