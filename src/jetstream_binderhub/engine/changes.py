@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jetstream_binderhub.errors import JetstreamBinderHubError
+from jetstream_binderhub.redaction import SECRET_PLACEHOLDER, redact
 
 if TYPE_CHECKING:
     from pulumi.automation.events import EngineEvent, StepEventMetadata, StepEventStateMetadata
@@ -37,7 +38,6 @@ PROVIDER_TYPE_PREFIX = "pulumi:providers:"
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 """Key of Pulumi's special-object signature; with value SECRET_SIG the object is a secret."""
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-SECRET_PLACEHOLDER = "[secret]"
 UNKNOWN_VALUE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 """What the engine sends for an input that is only known after apply."""
 UNKNOWN_DISPLAY = "(known after apply)"
@@ -64,32 +64,6 @@ OpenStack provider's applicationCredentialSecret, for one, reaches the engine in
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*(?:[@-~]|$)|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 _PULUMI_COLOR = re.compile(r"<\{%[^%]*%\}>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-MIN_REDACTED = 6
-"""Shorter known secrets are not searched for: masking every "admin" in a plan would hide more than it
-protects (and no credential this short is worth having)."""
-
-
-def redact(value: Any, secrets: Collection[str]) -> Any:
-    """`value` (text, or JSON-like data) with every occurrence of a known secret value replaced by
-    ``[secret]``: a value that came from a Pulumi secret stays masked even where something copied it
-    into plain text (a diagnostic, another property, an output)."""
-    known = sorted((s for s in secrets if len(s) >= MIN_REDACTED), key=len, reverse=True)
-    if not known:
-        return value
-    pattern = re.compile("|".join(re.escape(s) for s in known))
-
-    def walk(item: Any) -> Any:
-        if isinstance(item, str):
-            return pattern.sub(SECRET_PLACEHOLDER, item)
-        if isinstance(item, Mapping):
-            return {walk(k) if isinstance(k, str) else k: walk(v) for k, v in item.items()}
-        if isinstance(item, list | tuple):
-            return [walk(v) for v in item]
-        return item
-
-    return walk(value)
 
 
 def clean_text(text: str) -> str:

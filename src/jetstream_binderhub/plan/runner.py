@@ -18,9 +18,9 @@ from pulumi.runtime import rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from jetstream_binderhub.engine.changes import redact
 from jetstream_binderhub.naming import CLUSTER_TYPE, snake_case
 from jetstream_binderhub.plan.model import LayerPlan, PlannedOutput, PlannedResource
+from jetstream_binderhub.redaction import redact
 
 SECRET = "[secret]"
 
