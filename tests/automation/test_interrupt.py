@@ -22,6 +22,16 @@ from jetstream_binderhub.automation.interrupt import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _sigint_handled() -> object:
+    """Python's own Ctrl-C handler, as in a terminal: a runner that starts the tests with SIGINT ignored
+    (a background job of a non-interactive shell, nohup) would otherwise make interrupt_main a no-op
+    and pass SIG_IGN on to the child processes these tests signal."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def test_first_ctrl_c_waits_for_the_engine_then_raises_interrupted() -> None:
     notes: list[str] = []
     forwarded: list[int] = []
