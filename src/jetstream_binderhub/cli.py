@@ -595,23 +595,46 @@ def outputs(
     site: SiteArg,
     layer: LayerOpt = LayerName.all,
     json_output: Annotated[bool, typer.Option("--json", help="Print the outputs as JSON.")] = False,
+    show_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--show-secrets",
+            help="Print secret outputs (e.g. grafana_admin_password) in clear; the kubeconfig stays masked.",
+        ),
+    ] = False,
     backend: BackendOpt = None,
     project_dir: ProjectDirOpt = None,
 ) -> None:
-    """Print the site's stack outputs, secret ones masked (for the kubeconfig use `kubeconfig`)."""
+    """Print the site's stack outputs, secret ones masked unless --show-secrets (for the kubeconfig use
+    `kubeconfig`)."""
     s = _open_site(site, project_dir, backend, None, None)
     found = run_or_exit(lambda: s.outputs(layer.value))
-    from jetstream_binderhub.automation.results import Layer
+    from jetstream_binderhub.automation.results import Layer, LayerOutputs, Secret
 
     if layer is LayerName.all and s.has_layer(Layer.BINDERHUB) and Layer.BINDERHUB not in found:
         typer.echo(f"note: the BinderHub layer of {site} is not deployed yet (no stack)", err=True)
+
+    def visible(out: LayerOutputs) -> dict[str, object]:
+        values = out.masked()
+        if show_secrets:
+            # The kubeconfig has its own command that writes it to a 0600 file instead of a terminal.
+            for name, value in out.values.items():
+                if isinstance(value, Secret) and name != "kubeconfig":
+                    values[name] = value.reveal()
+        return values
+
+    if show_secrets:
+        typer.echo(
+            f"warning: printing the secret outputs of {site} in clear; keep them off shared screens and logs",
+            err=True,
+        )
     if json_output:
-        data = {name.value: out.masked() for name, out in found.items()}
+        data = {name.value: visible(out) for name, out in found.items()}
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
         return
     for current, out in found.items():
         typer.echo(f"{current.value} ({out.stack}):")
-        for name, value in sorted(out.masked().items()):
+        for name, value in sorted(visible(out).items()):
             shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
             typer.echo(f"  {name} = {shown}")
 

@@ -590,6 +590,31 @@ def test_outputs_mask_secrets_in_text_and_json(project: Path, stacks: t.FakeStac
     assert "LS0tS0VZ" not in out
 
 
+def test_outputs_show_secrets_only_when_asked_with_a_warning(project: Path, stacks: t.FakeStacks) -> None:
+    stacks.outputs[Layer.CLUSTER] = {"kubeconfig": ("apiVersion: v1\nclient-key-data: LS0tS0VZ\n", True)}
+    stacks.outputs[Layer.BINDERHUB] = {
+        "grafana_url": ("https://grafana.example.org", False),
+        "grafana_admin_password": ("pw-Hq7vK2", True),
+    }
+    code, out, err = run("outputs", "jetstream2", "-C", str(project))
+    assert code == 0
+    assert "  grafana_admin_password = [secret]" in out and "pw-Hq7vK2" not in out
+    assert "warning" not in err
+
+    code, out, err = run("outputs", "jetstream2", "--show-secrets", "-C", str(project))
+    assert code == 0, err
+    assert "  grafana_admin_password = pw-Hq7vK2" in out
+    assert "  kubeconfig = [secret]" in out and "LS0tS0VZ" not in out
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "in clear" in warnings[0]
+
+    code, out, _ = run("outputs", "jetstream2", "--json", "--show-secrets", "-C", str(project))
+    assert code == 0
+    data = json.loads(out)
+    assert data["binderhub"]["grafana_admin_password"] == "pw-Hq7vK2"
+    assert data["cluster"]["kubeconfig"] == "[secret]"
+
+
 def test_kubeconfig_writes_a_private_file_and_never_prints_it(
     project: Path, stacks: t.FakeStacks, tmp_path: Path
 ) -> None:

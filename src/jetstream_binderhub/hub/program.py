@@ -185,7 +185,7 @@ def hub_program(allow_replace: Collection[str] | None = None) -> None:
         pulumi.export("support_chart_versions", versions)
     if grafana is not None:
         pulumi.export("grafana_url", f"https://{grafana.host}")
-        # A Pulumi secret: `pulumi -C binderhub stack output grafana_admin_password --show-secrets`.
+        # A Pulumi secret, shown only by `jetstream-binderhub outputs SITE --show-secrets`.
         pulumi.export("grafana_admin_password", support.grafana_admin_password)
         if site.dns.provider == "external":
             pulumi.export(
