@@ -153,11 +153,17 @@ def test_a_worker_larger_than_its_nodes_is_refused_before_planning(
 
 
 def test_private_images_are_pulled_by_the_workers_too(hub_config: dict[str, Any]) -> None:
-    hub_config["binderhub"]["registry"]["private"] = True
+    # The shipped site leaves `private` unset: Quay makes pushed images private, so workers need the
+    # same pull secret as user pods or every cluster ends in ImagePullBackOff.
+    assert "private" not in hub_config["binderhub"]["registry"]
     cfg = parse_hub_stack(hub_config, node_groups=LABELS)
     values = dask_gateway_values(cfg, LABELS)
     assert values["gateway"]["backend"]["imagePullSecrets"] == [{"name": "binderhub-registry-pull"}]
     assert validate_chart_values("dask-gateway", values) == []
+
+    hub_config["binderhub"]["registry"]["private"] = False
+    public = dask_gateway_values(parse_hub_stack(hub_config, node_groups=LABELS), LABELS)
+    assert "imagePullSecrets" not in public["gateway"]["backend"]
 
 
 @pytest.mark.parametrize("private", [False, True])

@@ -171,7 +171,9 @@ def dask_gateway_values(cfg: HubStackConfig, labels: Mapping[str, str]) -> dict[
             "extraPodConfig": {**pod_defaults, "nodeSelector": workers},
         },
     }
-    if cfg.binderhub.registry.private:
+    # Workers run the binder's own image, which Quay keeps private: they need the pull secret user pods
+    # get, whenever the registry's visibility (set or the provider's default) calls for it.
+    if cfg.binderhub.registry.pulls_need_secret:
         from jetstream_binderhub.hub.values import PULL_SECRET
 
         backend["imagePullSecrets"] = [{"name": PULL_SECRET}]
