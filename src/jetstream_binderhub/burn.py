@@ -250,11 +250,103 @@ def project(su_per_hour: float, allocation: AllocationConfig, now: datetime) -> 
     )
 
 
+# --- what Prometheus recorded ------------------------------------------------------------------------
+
+PROMETHEUS_SERVICE = "prometheus-server:80"
+"""The prometheus chart's server Service and its default `server.service.servicePort`."""
+
+
+class BurnHistoryUnavailable(Exception):
+    """Prometheus could not be asked; `cost` says so in one line and still shows the live rate."""
+
+
+def _start_of_month(now: datetime) -> datetime:
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def burn_history_queries(resource: str, now: datetime) -> dict[str, str]:
+    """PromQL for the SUs spent today and this month (UTC) from the recorded SU/hour.
+
+    The average of the recorded rate over the window times its hours: a gap in the samples (Prometheus
+    down) is counted at the average rate rather than as zero."""
+    from jetstream_binderhub.hub.support import RULE_PREFIX
+
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    queries = {}
+    for key, start in (("today", day), ("month_to_date", _start_of_month(now))):
+        seconds = max(60, int((now - start).total_seconds()))
+        series = f'{RULE_PREFIX}:su_per_hour{{resource="{resource}"}}'
+        queries[key] = f"avg_over_time({series}[{seconds}s]) * {seconds / 3600:.6g}"
+    return queries
+
+
+def read_burn_history(
+    kubeconfig: Path, namespace: str, resource: str, now: datetime, *, timeout_seconds: float = 15
+) -> dict[str, float | None]:
+    """SUs spent today and month to date, asked of Prometheus through the API server's service proxy.
+
+    None for a window Prometheus holds no samples of."""
+    import urllib3.exceptions
+    from kubernetes import config
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        api = config.new_client_from_config(config_file=str(kubeconfig))
+    except (config.ConfigException, OSError, ValueError, TypeError) as exc:
+        raise BurnHistoryUnavailable(
+            f"{kubeconfig} is not a usable kubeconfig ({type(exc).__name__})"
+        ) from None
+    path = f"/api/v1/namespaces/{namespace}/services/{PROMETHEUS_SERVICE}/proxy/api/v1/query"
+    caller: Any = api  # the client's call_api keyword options are untyped
+    found: dict[str, float | None] = {}
+    try:
+        with api:
+            for key, query in burn_history_queries(resource, now).items():
+                method, url, headers, _, _ = caller.param_serialize(
+                    "GET",
+                    path,
+                    query_params=[("query", query), ("time", f"{now.timestamp():.3f}")],
+                    auth_settings=["BearerToken"],
+                )
+                response: Any = caller.call_api(
+                    method, url, header_params=headers, _request_timeout=timeout_seconds
+                )
+                response.read()
+                if response.status >= 400:
+                    raise ApiException(status=response.status, reason=response.reason)
+                found[key] = _instant_value(json.loads(response.data))
+    except ApiException as exc:
+        raise BurnHistoryUnavailable(
+            f"Prometheus in namespace {namespace} did not answer through the API server: HTTP {exc.status}"
+        ) from None
+    except urllib3.exceptions.HTTPError as exc:
+        raise BurnHistoryUnavailable(f"cannot reach the cluster's API server: {type(exc).__name__}") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise BurnHistoryUnavailable("Prometheus' answer is not its query API's JSON") from None
+    return found
+
+
+def _instant_value(body: Any) -> float | None:
+    """The value of Prometheus' `{"status":"success","data":{"resultType":"vector","result":[...]}}`."""
+    if body.get("status") != "success":
+        raise ValueError(body.get("error", "query failed"))
+    result = body["data"]["result"]
+    if not result:
+        return None
+    return sum(float(item["value"][1]) for item in result)
+
+
 # --- the `cost SITE` view ---------------------------------------------------------------------------
 
 
 def burn_report(
-    site: str, project_dir: Path, *, kubeconfig: Path, nodes_file: Path | None, now: datetime
+    site: str,
+    project_dir: Path,
+    *,
+    kubeconfig: Path,
+    nodes_file: Path | None,
+    now: datetime,
+    history: bool = True,
 ) -> dict[str, Any]:
     """The burn of a site's live nodes (or a recorded node list) against its allocation, as JSON-ready data."""
     from jetstream_binderhub.config.hub import parse_hub_stack
@@ -264,10 +356,14 @@ def burn_report(
 
     _, cluster = load_cluster_file(project_dir, site)
     allocation = None
+    namespace = "support"
     hub_path = hub_stack_path(project_dir, site)
     if hub_path.is_file():
         hub = read_stack_file(hub_path)
-        allocation = parse_hub_stack(hub.namespace(HUB_PROJECT), source=str(hub_path)).support.allocation
+        support = parse_hub_stack(hub.namespace(HUB_PROJECT), source=str(hub_path)).support
+        allocation = support.allocation
+        if support.monitoring is not None:
+            namespace = support.monitoring.namespace
     profile = load_profile(cluster.profile)
     nodes = read_node_list_file(nodes_file) if nodes_file else read_cluster_nodes(kubeconfig)
     burn = burn_rate(nodes, profile, allocation.resource if allocation else "cpu")
@@ -291,7 +387,14 @@ def burn_report(
         "other_resources": dict(burn.other_resources),
         "unpriced_nodes": list(burn.unpriced_nodes),
         "allocation": None,
+        "spent": None,
+        "spent_unavailable": None,
     }
+    if history and nodes_file is None:
+        try:
+            report["spent"] = read_burn_history(kubeconfig, namespace, burn.resource, now)
+        except BurnHistoryUnavailable as exc:
+            report["spent_unavailable"] = str(exc)
     if allocation is not None:
         p = project(burn.su_per_hour, allocation, now)
         report["allocation"] = {
@@ -327,6 +430,14 @@ def render_burn(report: Mapping[str, Any]) -> str:
     lines += [
         "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
     ]
+    spent = report.get("spent")
+    if spent is not None:
+        shown = {k: "no data" if v is None else f"{_n(v)} {unit}" for k, v in spent.items()}
+        lines.append(
+            f"  spent (from Prometheus): {shown['today']} today, {shown['month_to_date']} this month (UTC)"
+        )
+    elif report.get("spent_unavailable"):
+        lines.append(f"  today and month to date unknown: {report['spent_unavailable']}")
     for resource, rate in sorted(report["other_resources"].items()):
         lines.append(f"  also {_n(rate)} {unit}/hour on the {resource} allocation (not counted above)")
     if report["unpriced_nodes"]:

@@ -8,14 +8,18 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 
 from jetstream_binderhub.burn import (
+    BurnHistoryUnavailable,
     NodeListError,
+    burn_history_queries,
     burn_rate,
     nodes_from_list,
     project,
+    read_burn_history,
     read_cluster_nodes,
     read_node_list_file,
     sustainable_rate,
@@ -24,6 +28,7 @@ from jetstream_binderhub.config.support import AllocationConfig
 from jetstream_binderhub.profiles import load_profile
 
 NODES = Path(__file__).with_name("nodes.json")
+PROXY_PATH = "/api/v1/namespaces/support/services/prometheus-server:80/proxy/api/v1/query"
 JETSTREAM2 = load_profile("jetstream2")
 
 
@@ -97,13 +102,38 @@ def test_an_end_date_before_the_reading_is_refused() -> None:
 class _ApiServer(BaseHTTPRequestHandler):
     seen: list[tuple[str, str | None]] = []
 
+    prometheus: dict[str, str] = {}
+    """Query fragment -> value Prometheus answers through the service proxy; empty: the proxy fails."""
+
     def do_GET(self) -> None:
         type(self).seen.append((self.path, self.headers.get("Authorization")))
-        if self.path.split("?")[0] != "/api/v1/nodes":
+        path, _, query = self.path.partition("?")
+        if path == PROXY_PATH:
+            self._prometheus(parse_qs(query)["query"][0])
+            return
+        if path != "/api/v1/nodes":
             self.send_response(404)
             self.end_headers()
             return
         body = NODES.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _prometheus(self, query: str) -> None:
+        if not type(self).prometheus:
+            # What the API server answers when the Service has no ready endpoints.
+            self.send_response(503)
+            self.end_headers()
+            return
+        result = [
+            {"metric": {"resource": "cpu"}, "value": [1764244800.0, value]}
+            for fragment, value in type(self).prometheus.items()
+            if fragment in query
+        ]
+        body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -160,3 +190,62 @@ def test_unreachable_cluster_and_missing_kubeconfig_are_one_line_errors(tmp_path
         port = sock.getsockname()[1]
     with pytest.raises(NodeListError, match="cannot reach the cluster's API server"):
         read_cluster_nodes(_kubeconfig(tmp_path / "k", f"http://127.0.0.1:{port}"), timeout_seconds=2)
+
+
+NOON = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def test_spent_today_and_this_month_come_from_the_recorded_rate(api_server: str, tmp_path: Path) -> None:
+    queries = burn_history_queries("cpu", NOON)
+    # Twelve hours into the day and 26.5 days into the month, averaged over the recorded SU/hour.
+    assert queries["today"] == 'avg_over_time(jetstream_binderhub:su_per_hour{resource="cpu"}[43200s]) * 12'
+    assert queries["month_to_date"].startswith(
+        'avg_over_time(jetstream_binderhub:su_per_hour{resource="cpu"}[2289600s]) * 636'
+    )
+    _ApiServer.seen.clear()
+    _ApiServer.prometheus = {"[43200s]": "123.4", "[2289600s]": "5000"}
+    try:
+        spent = read_burn_history(_kubeconfig(tmp_path / "k", api_server), "support", "cpu", NOON)
+    finally:
+        _ApiServer.prometheus = {}
+    assert spent == {"today": 123.4, "month_to_date": 5000.0}
+    assert [path.partition("?")[0] for path, _ in _ApiServer.seen] == [PROXY_PATH, PROXY_PATH]
+    assert all(token == "Bearer t0ken-for-test" for _, token in _ApiServer.seen)
+
+
+def test_no_samples_is_no_data_and_an_unreachable_prometheus_is_one_line(
+    api_server: str, tmp_path: Path
+) -> None:
+    kubeconfig = _kubeconfig(tmp_path / "k", api_server)
+    _ApiServer.prometheus = {"[43200s]": "7"}
+    try:
+        assert read_burn_history(kubeconfig, "support", "cpu", NOON) == {"today": 7.0, "month_to_date": None}
+    finally:
+        _ApiServer.prometheus = {}
+    with pytest.raises(BurnHistoryUnavailable, match="did not answer through the API server: HTTP 503"):
+        read_burn_history(kubeconfig, "support", "cpu", NOON)
+
+
+def test_cost_report_shows_spent_beside_the_rate_or_says_prometheus_is_unreachable(
+    api_server: str, tmp_path: Path
+) -> None:
+    from jetstream_binderhub.burn import render_burn
+
+    report = {
+        "site": "s",
+        "unit": "SU",
+        "resource": "cpu",
+        "su_per_hour": 10.0,
+        "su_per_day": 240.0,
+        "groups": [],
+        "other_resources": {},
+        "unpriced_nodes": [],
+        "allocation": None,
+        "spent": {"today": 123.4, "month_to_date": 5000.0},
+        "spent_unavailable": None,
+    }
+    assert "  spent (from Prometheus): 123 SU today, 5,000 SU this month (UTC)" in render_burn(report)
+    report = {**report, "spent": None, "spent_unavailable": "cannot reach the cluster's API server: X"}
+    text = render_burn(report)
+    assert "10 SU/hour now" in text
+    assert "  today and month to date unknown: cannot reach the cluster's API server: X" in text

@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 from jetstream_binderhub.cli import app
 from jetstream_binderhub.config.stackfile import HUB_PROJECT
 
+from .test_burn import _ApiServer, _kubeconfig, api_server  # noqa: F401 (the fixture)
+
 NODES = Path(__file__).with_name("nodes.json")
 runner = CliRunner()
 
@@ -91,3 +93,30 @@ def test_cost_help_imports_neither_pulumi_nor_the_kubernetes_client() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_cost_of_the_live_cluster_adds_what_prometheus_recorded_or_says_it_could_not(
+    project: Path,
+    api_server: str,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    _set_allocation(project, {"su_remaining": 10**9, "as_of": "2026-11-01", "end_date": "2099-06-30"})
+    kubeconfig = str(_kubeconfig(tmp_path / "kubeconfig", api_server))
+    _ApiServer.prometheus = {"avg_over_time": "321"}
+    try:
+        code, out, err = _cost(project, "--kubeconfig", kubeconfig)
+    finally:
+        _ApiServer.prometheus = {}
+    assert code == 0, err
+    assert out.splitlines()[0] == "jetstream2: 60 SU/hour now (1,440 SU/day) on the cpu allocation"
+    assert "  spent (from Prometheus): 321 SU today, 321 SU this month (UTC)" in out
+
+    code, out, err = _cost(project, "--kubeconfig", kubeconfig, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["su_per_hour"] == 60 and report["spent"] is None
+    assert "HTTP 503" in report["spent_unavailable"]
+    code, out, _ = _cost(project, "--kubeconfig", kubeconfig)
+    assert code == 0
+    unknown = [line for line in out.splitlines() if "today and month to date unknown" in line]
+    assert len(unknown) == 1 and "lasts to the end date" in out
