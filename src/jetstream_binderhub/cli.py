@@ -910,6 +910,95 @@ def size(
         typer.echo(f"  - {line}")
 
 
+@app.command(short_help="Upgrade Kubernetes (a new image) after draining user sessions.")
+def upgrade(
+    site: SiteArg,
+    image: Annotated[
+        str,
+        typer.Option(
+            "--image",
+            metavar="IMAGE",
+            help="The new cluster.image: a Glance image whose name carries the Kubernetes version.",
+            show_default=False,
+        ),
+    ],
+    deadline: Annotated[
+        float,
+        typer.Option(
+            "--deadline",
+            metavar="MINUTES",
+            min=0,
+            help="Wait at most this long for running sessions to end; then the upgrade ends the rest.",
+        ),
+    ] = 60.0,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", "-y", help="Apply each layer without asking; without a terminal it is required."
+        ),
+    ] = False,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="BinderHub base URL to count sessions on (default: the site's binderhub_url output).",
+            show_default=False,
+        ),
+    ] = None,
+    backend: BackendOpt = None,
+    project_dir: ProjectDirOpt = None,
+) -> None:
+    """Upgrade the cluster to a new image without cutting sessions short: set BinderHub's total_quota
+    to 0 (no new launches), wait for the running sessions to end or the deadline, apply the image
+    (it rolls every node group), and restore the quota.
+
+    Each finished step is recorded in .state/upgrade-SITE.json: run the same command again after an
+    interruption and it resumes at the first unfinished step.
+    """
+    from jetstream_binderhub.ops.upgrade import upgrade_site
+    from jetstream_binderhub.ops.verify import read_health
+
+    if not yes and not _stdin_is_terminal():
+        fail(
+            [
+                "error: upgrade shows each layer's changes and asks before applying, but there is no terminal "
+                "to ask on: pass --yes to apply without asking"
+            ],
+            2,
+        )
+    root, hint = project_root(project_dir)
+    opened: list[Site] = []
+
+    def site_handle() -> Site:
+        if not opened:
+            opened.append(_open_site(site, project_dir, backend, None, None))
+        return opened[0]
+
+    def apply(layer: Layer, allow_upgrade: bool) -> None:
+        s = site_handle()
+        result = s.up(
+            layer.value,
+            allow_upgrade=allow_upgrade,
+            confirm=None if yes else _confirm_up(site, s.progress),
+        )
+        for line in _summary_lines(result):
+            typer.echo(f"  {line}")
+
+    target: list[str] = [url] if url is not None else []
+
+    def health() -> object:
+        if not target:
+            target.append(_site_url(site, project_dir, backend))
+        return read_health(target[0])
+
+    run_or_exit(
+        lambda: upgrade_site(
+            site, root, image, apply=apply, read_health=health, deadline_minutes=deadline, say=typer.echo
+        ),
+        site_hint=hint,
+    )
+
+
 @app.command(short_help="Check the allocation holds the site at its largest size.")
 def preflight(
     site: SiteArg,

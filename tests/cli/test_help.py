@@ -30,7 +30,7 @@ def test_no_help_imports_pulumi() -> None:
     assert proc.stdout.strip() == "[]"
 
 
-OPS_COMMANDS = ["verify", "cost", "size", "preflight"]
+OPS_COMMANDS = ["verify", "cost", "size", "preflight", "upgrade"]
 
 
 def test_no_operations_help_imports_pulumi_or_a_network_client() -> None:

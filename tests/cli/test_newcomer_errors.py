@@ -72,7 +72,11 @@ def test_no_site_outside_the_repository_mentions_dash_c(
     command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    required = {"up": ["--yes"], "size": ["--users", "10"]}  # options without which typer stops first
+    required = {
+        "up": ["--yes"],
+        "size": ["--users", "10"],
+        "upgrade": ["--image", "x", "--yes"],
+    }  # options without which typer stops first
     result = runner.invoke(app, [command, "jetstream2", *required.get(command, [])])
     assert result.exit_code == 2
     assert "no site 'jetstream2'" in result.output

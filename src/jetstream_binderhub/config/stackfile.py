@@ -7,7 +7,7 @@ decrypt: a secure value becomes :data:`SECRET_PLACEHOLDER` and its key is rememb
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,3 +166,28 @@ def read_stack_file(path: Path) -> StackFile:
         secrets_provider=doc.get("secretsprovider"),
         encryption_salt=doc.get("encryptionsalt"),
     )
+
+
+def edit_stack_file(path: Path, edit: Callable[[Any], None], check: Callable[[], object]) -> None:
+    """Change a stack file in place keeping every comment, order and quoting: `edit` gets the
+    round-tripped document's `config` mapping and changes it; `check` then reads the file back, and a
+    :class:`ConfigError` from it restores the original (never leave a file the next run refuses)."""
+    from io import StringIO
+
+    from ruamel.yaml import YAML
+
+    rt = YAML()  # round-trip: comments, order and quoting stay as the user wrote them
+    rt.preserve_quotes = True
+    rt.indent(mapping=2, sequence=4, offset=2)  # the shipped files' style: `- ` indented under its key
+    rt.width = 4096  # never fold a long line the user wrote on one
+    original = path.read_text(encoding="utf-8")
+    doc = rt.load(original)
+    edit(doc["config"])
+    out = StringIO()
+    rt.dump(doc, out)
+    path.write_text(out.getvalue(), encoding="utf-8")
+    try:
+        check()
+    except ConfigError:
+        path.write_text(original, encoding="utf-8")
+        raise

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -272,9 +272,7 @@ def size_site(site: str, project_dir: Path, *, users: int, hours: float | None =
 def write_max_count(site: str, project_dir: Path, result: SizeResult) -> Path | None:
     """Raise the user group's max_count in the cluster stack file to what the current flavor needs,
     keeping every comment. None when it already covers the users. The file is validated after."""
-    from ruamel.yaml import YAML
-
-    from jetstream_binderhub.config.stackfile import CLUSTER_PROJECT
+    from jetstream_binderhub.config.stackfile import CLUSTER_PROJECT, edit_stack_file
     from jetstream_binderhub.plan.site import cluster_stack_path, load_cluster_file
 
     if result.current is None:
@@ -283,36 +281,25 @@ def write_max_count(site: str, project_dir: Path, result: SizeResult) -> Path | 
         )
     if result.covers:
         return None
-    path = cluster_stack_path(project_dir, site)
-    yaml = YAML()  # round-trip: comments, order and quoting stay as the user wrote them
-    yaml.preserve_quotes = True
-    yaml.indent(mapping=2, sequence=4, offset=2)  # the shipped files' style: `- ` indented under its key
-    yaml.width = 4096  # never fold a long line the user wrote on one
-    original = path.read_text(encoding="utf-8")
-    doc = yaml.load(original)
-    cluster = doc["config"][f"{CLUSTER_PROJECT}:cluster"]
-    if result.user_group == DEFAULT_WORKER:
-        group = cluster.setdefault("default_worker", {})
-        key = "cluster.default_worker"
-    else:
-        index, group = next(
-            (i, g) for i, g in enumerate(cluster.get("node_groups", [])) if g.get("name") == result.user_group
-        )
-        key = f"cluster.node_groups[{index}]"
-        if group.get("autoscale") is False:
-            raise SizeError(
-                f"{key}.autoscale is false: a group the autoscaler does not resize cannot grow to "
-                f"{result.current.nodes} nodes by max_count; set its min_count instead"
-            )
-    group["max_count"] = result.current.nodes
-    from io import StringIO
+    nodes = result.current.nodes
 
-    out = StringIO()
-    yaml.dump(doc, out)
-    path.write_text(out.getvalue(), encoding="utf-8")
-    try:
-        load_cluster_file(project_dir, site)
-    except ConfigError:
-        path.write_text(original, encoding="utf-8")  # never leave a file the next run refuses
-        raise
+    def edit(config: Any) -> None:
+        cluster = config[f"{CLUSTER_PROJECT}:cluster"]
+        if result.user_group == DEFAULT_WORKER:
+            group = cluster.setdefault("default_worker", {})
+        else:
+            index, group = next(
+                (i, g)
+                for i, g in enumerate(cluster.get("node_groups", []))
+                if g.get("name") == result.user_group
+            )
+            if group.get("autoscale") is False:
+                raise SizeError(
+                    f"cluster.node_groups[{index}].autoscale is false: a group the autoscaler does not resize "
+                    f"cannot grow to {nodes} nodes by max_count; set its min_count instead"
+                )
+        group["max_count"] = nodes
+
+    path = cluster_stack_path(project_dir, site)
+    edit_stack_file(path, edit, lambda: load_cluster_file(project_dir, site))
     return path

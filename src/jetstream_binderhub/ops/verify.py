@@ -207,6 +207,27 @@ def verify(
             return run.unreachable(exc)
 
 
+def read_health(
+    url: str, *, timeout: float = 30.0, clock: Callable[[], float] = time.monotonic
+) -> VerifyResult:
+    """Only `GET /health`, with verify's reading of it and its one-line reasons when that fails
+    (outcome READY: the hub answered and is healthy; `health` is set whenever it answered the JSON)."""
+    import httpx
+
+    base = base_url(url)
+    start = clock()
+    run = _Run(base=base, repo="", start=start, deadline=start + timeout, clock=clock)
+    with httpx.Client(headers={"User-Agent": "jetstream-binderhub"}, follow_redirects=False) as client:
+        try:
+            return run.health(client)
+        except _Deadline:
+            return run.result(Outcome.TIMED_OUT, f"GET /health did not answer within {timeout:g} s")
+        except httpx.TimeoutException as exc:
+            return run.network_timeout(exc)
+        except httpx.TransportError as exc:
+            return run.unreachable(exc)
+
+
 class _Run:
     """The state of one verify run: what has been seen so far, for whichever way it ends."""
 
