@@ -285,3 +285,26 @@ def test_a_longer_wait_is_no_change_to_the_cluster(repo: Path) -> None:
     cluster = next(layer for layer in comparison.layers if layer.layer == "cluster")
     assert cluster.has_changes is False
     assert find_dangerous(comparison.layers) == []
+
+
+def test_a_new_flavor_shows_what_up_would_refuse_and_the_safe_sequence(repo: Path) -> None:
+    edit_site(repo, "flavor: m3.large", "flavor: m3.xl")
+    first = compare("jetstream2", repo, "base")
+    refusals = [n for n in first.notes if n.startswith("`up` would refuse this")]
+    assert len(refusals) == 1
+    assert "add a new group beside user-m3.large, then remove user-m3.large once it is idle" in refusals[0]
+
+    # The safe sequence: a new group beside the old one is only a create, which `up` lets through...
+    edit_site(repo, "flavor: m3.xl", "flavor: m3.large")
+    path = repo / "Pulumi.jetstream2.yaml"
+    text = path.read_text()
+    marker = "    node_groups:\n"
+    beside = (
+        "      - name: user-m3.xl\n        flavor: m3.xl\n        min_count: 1\n        max_count: 4\n"
+        "        autoscale: true\n"
+    )
+    path.write_text(text.replace(marker, marker + beside, 1))
+    second = compare("jetstream2", repo, "base")
+    assert not [n for n in second.notes if n.startswith("`up` would refuse this")]
+    ops = {c.name: c.op.value for layer in second.layers for c in layer.changes}
+    assert ops.get("pythia-binder-nodegroup-user-m3.xl") == "create"

@@ -344,16 +344,22 @@ def compare(site: str, project_dir: Path, base: str) -> Comparison:
     else:
         base_plan, notes = plan_files(site, project_dir, Path(base))
         label = str(base)
+    from jetstream_binderhub.engine.guard import find_dangerous
     from jetstream_binderhub.plan.cost import cost_change
 
+    changes = diff_plans(site, base_plan, head)
+    # What `up` would refuse, with the guard's own way out (for a node group's new flavor: a new group
+    # beside the old, then the old removed): a reviewer reads it here before anyone runs `up`.
+    refusals = [f"`up` would refuse this: {danger}" for danger in find_dangerous(changes)]
     # The allocation is what a reviewer weighs a size or flavor change against: say it first.
     notes = [
         cost_change(base_plan.cost if base_plan else None, head.cost),
+        *refusals,
         *notes,
         *head.warnings,
         *head.notes,
     ]
-    return Comparison(site, label, "working tree", diff_plans(site, base_plan, head), notes)
+    return Comparison(site, label, "working tree", changes, notes)
 
 
 def render_comparison(comparison: Comparison) -> str:
