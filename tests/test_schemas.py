@@ -138,3 +138,13 @@ def test_validation_is_done_once_for_the_same_values() -> None:
 def test_unknown_chart_is_named() -> None:
     with pytest.raises(KeyError, match="no schema ships for chart 'nope'"):
         schemas.load("nope")
+
+
+def test_a_refusal_names_the_chart_and_every_problem() -> None:
+    assert schemas.refusal("dask-gateway", {}) is None
+    message = schemas.refusal("binderhub", {"imageBuilderType": "docker", "replicas": "two"})
+    assert message is not None
+    lines = message.splitlines()
+    assert lines[0] == "the binderhub chart would refuse these values:"
+    assert "  imageBuilderType: 'docker' is not one of ['host', 'dind', 'pink']" in lines
+    assert any(line.startswith("  replicas: 'two' is not of type") for line in lines)

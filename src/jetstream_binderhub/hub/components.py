@@ -23,7 +23,7 @@ from jetstream_binderhub.config.hub import (
 )
 from jetstream_binderhub.errors import ConfigError
 from jetstream_binderhub.hub import values as v
-from jetstream_binderhub.hub.schema import validate_binderhub_values
+from jetstream_binderhub.schemas import refusal
 
 T = TypeVar("T")
 
@@ -225,10 +225,8 @@ def _validated_values(
     cfg: HubStackConfig, labels: Mapping[str, str], github_token: bool
 ) -> dict[str, object]:
     values = _plainly(lambda: v.binderhub_values(cfg, labels, github_token=github_token))
-    if problems := validate_binderhub_values(values):
-        raise pulumi.RunError(
-            "the binderhub chart would refuse these values:\n" + "\n".join(f"  {p}" for p in problems)
-        )
+    if message := refusal("binderhub", values):
+        raise pulumi.RunError(message)
     return values
 
 

@@ -15,7 +15,7 @@ from jetstream_binderhub.config.hub import HubStackConfig
 from jetstream_binderhub.errors import ConfigError
 from jetstream_binderhub.hub.components import HELM_HISTORY
 from jetstream_binderhub.hub.dask import dask_gateway_values, fullname, network_policy_spec
-from jetstream_binderhub.schemas import validate_chart_values
+from jetstream_binderhub.schemas import refusal
 
 TYPE = "jetstream-binderhub:hub:DaskGateway"
 
@@ -30,10 +30,8 @@ def validated_values(cfg: HubStackConfig, labels: Mapping[str, str]) -> dict[str
             # this release depends on it and is never created, so the problem is not reported twice.
             return {}
         raise pulumi.RunError(str(exc)) from None
-    if problems := validate_chart_values("dask-gateway", values):
-        raise pulumi.RunError(
-            "the dask-gateway chart would refuse these values:\n" + "\n".join(f"  {p}" for p in problems)
-        )
+    if message := refusal("dask-gateway", values):
+        raise pulumi.RunError(message)
     return values
 
 

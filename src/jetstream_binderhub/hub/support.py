@@ -622,10 +622,8 @@ class Support(pulumi.ComponentResource):
 
 
 def _validated(chart: str, values: dict[str, Any]) -> dict[str, Any]:
-    from jetstream_binderhub.schemas import available, validate_chart_values
+    from jetstream_binderhub.schemas import available, refusal
 
-    if chart in available() and (problems := validate_chart_values(chart, values)):
-        raise pulumi.RunError(
-            f"the {chart} chart would refuse these values:\n" + "\n".join(f"  {p}" for p in problems)
-        )
+    if chart in available() and (message := refusal(chart, values)):
+        raise pulumi.RunError(message)
     return values

@@ -102,3 +102,12 @@ def validate_chart_values(chart: str, values: Mapping[str, Any]) -> list[Problem
     except TypeError:  # not plain data (e.g. a Pulumi Output inside): validate without the cache
         return _validate(chart, values, "")
     return list(_validate_text(chart, text))
+
+
+def refusal(chart: str, values: Mapping[str, Any]) -> str | None:
+    """What a program stops with when Helm would refuse `values` for `chart`, or None when it would not:
+    one wording for every release, so `pulumi up` names the chart and each problem the same way."""
+    problems = validate_chart_values(chart, values)
+    if not problems:
+        return None
+    return f"the {chart} chart would refuse these values:\n" + "\n".join(f"  {p}" for p in problems)
