@@ -263,3 +263,24 @@ def test_shipped_site_matches_the_live_pythia_binder(hub: dict[str, Any], repo_r
     assert not limits.allows("git", "https://github.com/ProjectPythia/x/HEAD")
     text = (repo_root / "Pulumi.jetstream2.yaml").read_text()
     assert "flavor: m3.small" in text
+
+
+def test_every_limit_below_its_reservation_is_refused_with_the_reservation_named(hub: dict[str, Any]) -> None:
+    hub["binderhub"]["builder"]["daemon_resources"] = {
+        "cpu_request": 0.5,
+        "memory_request": "2Gi",
+        "memory_limit": "1Gi",
+    }
+    hub["binderhub"]["jupyterhub"]["user_resources"] = {
+        "cpu_guarantee": 1.5,
+        "cpu_limit": 1,
+        "memory_guarantee": "8G",
+        "memory_limit": "4G",
+    }
+    lines = errors(hub)
+    for expected in (
+        "binderhub.builder.daemon_resources.memory_limit: is below memory_request (2Gi);",
+        "binderhub.jupyterhub.user_resources.cpu_limit: is below cpu_guarantee (1.5);",
+        "binderhub.jupyterhub.user_resources.memory_limit: is below memory_guarantee (8G);",
+    ):
+        assert any(line.startswith(expected) for line in lines), (expected, lines)

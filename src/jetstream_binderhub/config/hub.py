@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
@@ -440,6 +440,18 @@ class RegistryConfig(Model):
         }.get(self.provider)
 
 
+def _limit_not_below(
+    value: Any, info: ValidationInfo, reserved_key: str, size: Callable[[Any], float]
+) -> Any:
+    """`value`, a limit, unless the reservation beside it (`reserved_key`, validated first) is larger:
+    Kubernetes rejects a container whose request is above its limit."""
+    reserved = info.data.get(reserved_key)
+    if value is not None and reserved is not None and size(reserved) > size(value):
+        shown = f"{reserved:g}" if isinstance(reserved, float) else reserved
+        raise ValueError(f"is below {reserved_key} ({shown}); Kubernetes rejects a request above its limit")
+    return value
+
+
 class PodResources(Model):
     """CPU and memory of one container, as Kubernetes requests and limits."""
 
@@ -455,26 +467,12 @@ class PodResources(Model):
     @field_validator("cpu_limit")
     @classmethod
     def _cpu_limit(cls, value: float | None, info: ValidationInfo) -> float | None:
-        request = info.data.get("cpu_request")
-        if value is not None and request is not None and request > value:
-            raise ValueError(
-                f"is below cpu_request ({request:g}); Kubernetes rejects a request above its limit"
-            )
-        return value
+        return _limit_not_below(value, info, "cpu_request", float)
 
     @field_validator("memory_limit")
     @classmethod
     def _memory_limit(cls, value: str | None, info: ValidationInfo) -> str | None:
-        request = info.data.get("memory_request")
-        if (
-            value is not None
-            and request is not None
-            and _kube_memory_bytes(request) > _kube_memory_bytes(value)
-        ):
-            raise ValueError(
-                f"is below memory_request ({request}); Kubernetes rejects a request above its limit"
-            )
-        return value
+        return _limit_not_below(value, info, "memory_request", _kube_memory_bytes)
 
     def kubernetes(self) -> dict[str, dict[str, str]]:
         """The `resources` block of a container spec."""
@@ -577,22 +575,12 @@ class UserResources(Model):
     @field_validator("cpu_limit")
     @classmethod
     def _cpu_limit(cls, value: float | None, info: ValidationInfo) -> float | None:
-        guarantee = info.data.get("cpu_guarantee")
-        if value is not None and guarantee is not None and guarantee > value:
-            raise ValueError(
-                f"is below cpu_guarantee ({guarantee:g}); Kubernetes rejects a request above its limit"
-            )
-        return value
+        return _limit_not_below(value, info, "cpu_guarantee", float)
 
     @field_validator("memory_limit")
     @classmethod
     def _memory_limit(cls, value: str | None, info: ValidationInfo) -> str | None:
-        guarantee = info.data.get("memory_guarantee")
-        if value is not None and guarantee is not None and _memory_bytes(guarantee) > _memory_bytes(value):
-            raise ValueError(
-                f"is below memory_guarantee ({guarantee}); Kubernetes rejects a request above its limit"
-            )
-        return value
+        return _limit_not_below(value, info, "memory_guarantee", _memory_bytes)
 
     @property
     def memory_guarantee_bytes(self) -> float | None:
