@@ -427,6 +427,27 @@ def test_a_protected_cluster_replacement_says_to_set_protect_false(
     assert "remove the `protect` flag" not in message, "Pulumi's advice names the program, not our config"
 
 
+def _cluster_create_failing_with(
+    provider: str, project: Path, ready_env: dict[str, str]
+) -> pytest.ExceptionInfo[UpdateFailed]:
+    """`up` of a fresh cluster whose create fails with the provider's `provider` diagnostic."""
+    stacks = t.FakeStacks(
+        events={
+            (Layer.CLUSTER, "preview"): t.fresh_cluster(),
+            (Layer.CLUSTER, "up"): [
+                t.step("create", t.CLUSTER_TYPE, "pythia-binder-cluster", planning=False),
+                t.diagnostic(provider, resource="pythia-binder-cluster"),
+                t.failed(t.CLUSTER_TYPE, "pythia-binder-cluster", op="create"),
+                t.diagnostic("update failed"),
+            ],
+        },
+        errors={(Layer.CLUSTER, "up"): CommandError(t.command_result("error: update failed"))},
+    )
+    with pytest.raises(UpdateFailed) as failed:
+        make_site(project, ready_env, stacks).up("cluster")
+    return failed
+
+
 def test_a_restricted_application_credential_is_named_with_the_fix(
     project: Path, ready_env: dict[str, str]
 ) -> None:
@@ -441,21 +462,7 @@ def test_a_restricted_application_credential_is_named_with_the_fix(
         "0f6c1a9e-2b7d-4c1e-9d55-7a3c2e8b1f40 to become ready: openstack_containerinfra_cluster_v1 is in "
         f"an error state: {keystone}\n\n"
     )
-    stacks = t.FakeStacks(
-        events={
-            (Layer.CLUSTER, "preview"): t.fresh_cluster(),
-            (Layer.CLUSTER, "up"): [
-                t.step("create", t.CLUSTER_TYPE, "pythia-binder-cluster", planning=False),
-                t.diagnostic(provider, resource="pythia-binder-cluster"),
-                t.failed(t.CLUSTER_TYPE, "pythia-binder-cluster", op="create"),
-                t.diagnostic("update failed"),
-            ],
-        },
-        errors={(Layer.CLUSTER, "up"): CommandError(t.command_result("error: update failed"))},
-    )
-
-    with pytest.raises(UpdateFailed) as failed:
-        make_site(project, ready_env, stacks).up("cluster")
+    failed = _cluster_create_failing_with(provider, project, ready_env)
 
     message = str(failed.value)
     assert "\n" not in message
@@ -536,21 +543,7 @@ def test_magnums_load_balancer_check_on_three_control_plane_servers_is_explained
         'master_lb_enabled is False", "detail": "master_count must be 1 when master_lb_enabled is '
         'False.", "links": []}]}\n\n'
     )
-    stacks = t.FakeStacks(
-        events={
-            (Layer.CLUSTER, "preview"): t.fresh_cluster(),
-            (Layer.CLUSTER, "up"): [
-                t.step("create", t.CLUSTER_TYPE, "pythia-binder-cluster", planning=False),
-                t.diagnostic(provider, resource="pythia-binder-cluster"),
-                t.failed(t.CLUSTER_TYPE, "pythia-binder-cluster", op="create"),
-                t.diagnostic("update failed"),
-            ],
-        },
-        errors={(Layer.CLUSTER, "up"): CommandError(t.command_result("error: update failed"))},
-    )
-
-    with pytest.raises(UpdateFailed) as failed:
-        make_site(project, ready_env, stacks).up("cluster")
+    failed = _cluster_create_failing_with(provider, project, ready_env)
 
     message = str(failed.value)
     assert "template's master_lb_enabled is false" in message
