@@ -245,6 +245,10 @@ class Site:
                     ],
                     source=f"site {name} (binderhub secrets)",
                 )
+            from jetstream_binderhub.config.support import secret_value_problems
+
+            if bad := secret_value_problems(hub_secrets or {}):
+                raise ConfigError(bad, source=f"site {name} (binderhub secrets)")
             _write_stack_file(layout.stack_file(Layer.BINDERHUB, name), HUB_PROJECT, hub_raw)
             secrets[Layer.BINDERHUB] = {f"{HUB_PROJECT}:{k}": v for k, v in (hub_secrets or {}).items()}
         elif hub_secrets:

@@ -18,7 +18,13 @@ from pydantic import AfterValidator, EmailStr, Field, ValidationError, Validatio
 from jetstream_binderhub.config.base import Model
 from jetstream_binderhub.config.dask import DaskGatewayConfig, dask_placement_problems, worker_group
 from jetstream_binderhub.config.gpu import GpuConfig, gpu_placement_problems
-from jetstream_binderhub.config.support import GRAFANA_SECRET_KEY, SupportConfig, support_problems
+from jetstream_binderhub.config.support import (
+    ALERTS_SMTP_PASSWORD_SECRET_KEY,
+    ALERTS_WEBHOOK_SECRET_KEY,
+    GRAFANA_SECRET_KEY,
+    SupportConfig,
+    support_problems,
+)
 from jetstream_binderhub.errors import ConfigError, Problem, described_pattern, problems_from_validation_error
 from jetstream_binderhub.naming import DEFAULT_WORKER, RFC1123_LABEL, node_group_label_value
 from jetstream_binderhub.profiles import Profile, load_profile
@@ -35,7 +41,13 @@ DIND_IMAGE = "docker.io/library/docker:27.5.1-dind"
 """mybinder.org's pin: it reverted the chart's 28.x default after build failures (mybinder.org-deploy#3387)."""
 PINK_IMAGE = "quay.io/podman/stable:v5.8.1"
 
-SECRET_KEYS = ("registry_password", "github_token", GRAFANA_SECRET_KEY)
+SECRET_KEYS = (
+    "registry_password",
+    "github_token",
+    GRAFANA_SECRET_KEY,
+    ALERTS_WEBHOOK_SECRET_KEY,
+    ALERTS_SMTP_PASSWORD_SECRET_KEY,
+)
 """Top-level keys that must be Pulumi secrets (`pulumi -C binderhub config set --secret <key>`)."""
 HUB_KEYS = (
     "cluster_stack",

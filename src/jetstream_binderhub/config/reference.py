@@ -90,6 +90,8 @@ SECRET_KEY_DOCS = {
     "registry_password": "password or robot token of `binderhub.registry.username`; BinderHub pushes built images with it.",
     "github_token": "optional GitHub token, raising the GitHub API rate limit for resolving repositories.",
     "grafana_github_client_secret": "client secret of the GitHub OAuth app Grafana logs users in with; needed when `support.monitoring.grafana` is on.",
+    "alerts_webhook_url": "https:// URL of the Slack-compatible incoming webhook alerts are posted to; needed with `support.monitoring.alerts.webhook`.",
+    "alerts_smtp_password": "password of `support.monitoring.alerts.email.username` on the SMTP server; needed when that username is set.",
 }
 
 

@@ -7,10 +7,12 @@ piece can be switched off on its own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Literal
+from urllib.parse import urlparse
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, EmailStr, Field, ValidationInfo, field_validator
 
 from jetstream_binderhub.config.base import Model
 from jetstream_binderhub.errors import Problem
@@ -29,6 +31,11 @@ CRYPTNONO_CHART_VERSION = "0.3.2-0.dev.git.267.h766bf8f"
 CORE_PRIORITY_CLASS = "binderhub-core"
 GRAFANA_SECRET_KEY = "grafana_github_client_secret"
 """The secret config key of the GitHub OAuth app's client secret (Grafana's login)."""
+ALERTS_WEBHOOK_SECRET_KEY = "alerts_webhook_url"
+"""The secret config key of the incoming webhook's URL: the URL is the credential (anyone holding it can
+post to the channel), so it is never written in the site's YAML."""
+ALERTS_SMTP_PASSWORD_SECRET_KEY = "alerts_smtp_password"
+"""The secret config key of the SMTP password of `support.monitoring.alerts.email.username`."""
 
 _EXACT_VERSION = r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$"
 
@@ -150,6 +157,82 @@ class GrafanaConfig(Model):
         return value
 
 
+class WebhookReceiverConfig(Model):
+    """A Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat, Zulip's Slack integration) the
+    alerts are posted to. Its URL is the secret key `alerts_webhook_url`, not a key of this file."""
+
+    send_resolved: bool = Field(
+        default=True, description="Also post when an alert stops firing, so nobody chases a fixed problem."
+    )
+
+
+class EmailReceiverConfig(Model):
+    """E-mail through an SMTP server the site may send from (the institution's, or a mail service's)."""
+
+    smarthost: str = Field(
+        description=(
+            "SMTP server as host:port, e.g. smtp.example.org:587 (587: STARTTLS, 465: TLS from the start)."
+        )
+    )
+    from_address: EmailStr = Field(description="Sender address (the SMTP server must accept it as sender).")
+    to: list[EmailStr] = Field(
+        min_length=1, description="Who gets the alerts, e.g. [binder-admins@example.org]."
+    )
+    username: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            f"SMTP login, when the server wants one; its password is the secret key `{ALERTS_SMTP_PASSWORD_SECRET_KEY}`."
+        ),
+    )
+    require_tls: bool = Field(
+        default=True,
+        description="Refuse to send (and to log in) without STARTTLS; only a relay inside the cloud may go without.",
+    )
+    send_resolved: bool = Field(default=True, description="Also mail when an alert stops firing.")
+
+    @field_validator("smarthost")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                "must be host:port, e.g. smtp.example.org:587: Alertmanager does not guess the port "
+                "(587 for STARTTLS, 465 for TLS from the start)"
+            )
+        if "/" in value or " " in value:
+            raise ValueError("must be host:port without a scheme or path, e.g. smtp.example.org:587")
+        return value
+
+
+class AlertsConfig(Model):
+    """Alertmanager, which sends the firing alerts to the people who run the site. Without a receiver it is
+    not installed: the alerts are then only listed in Grafana and Prometheus."""
+
+    webhook: WebhookReceiverConfig | None = Field(
+        default=None,
+        description=(
+            "Post alerts to a Slack-compatible incoming webhook; its https:// URL is the secret key "
+            f"`{ALERTS_WEBHOOK_SECRET_KEY}`."
+        ),
+    )
+    email: EmailReceiverConfig | None = Field(default=None, description="Mail alerts through an SMTP server.")
+    storage_gb: int = Field(
+        default=1,
+        ge=1,
+        le=20,
+        description=(
+            "Cinder volume for Alertmanager's silences and what it already sent (so a restart does not send "
+            "everything again). A few MB are used; 1 GB is Cinder's smallest volume."
+        ),
+    )
+
+    @property
+    def delivers(self) -> bool:
+        """Whether any receiver is configured: only then is Alertmanager installed."""
+        return self.webhook is not None or self.email is not None
+
+
 class MonitoringConfig(Model):
     """Prometheus and Grafana, and the alerts a year-long binder needs."""
 
@@ -167,6 +250,10 @@ class MonitoringConfig(Model):
             "The budget alert compares the average SU burn over this many days with the sustainable rate of "
             "`support.allocation` (a workshop day alone does not fire it)."
         ),
+    )
+    alerts: AlertsConfig = Field(
+        default_factory=AlertsConfig,
+        description="Where firing alerts are sent (unset: nowhere; the plan warns).",
     )
 
 
@@ -276,10 +363,40 @@ class SupportConfig(Model):
         mon = self.monitoring
         return mon.grafana if mon is not None and mon.enabled and mon.grafana.enabled else None
 
+    @property
+    def alerts(self) -> AlertsConfig | None:
+        """Alertmanager's settings when it is installed: monitoring is on and a receiver is configured."""
+        mon = self.monitoring
+        return mon.alerts if mon is not None and mon.enabled and mon.alerts.delivers else None
+
 
 def required_secrets(support: SupportConfig) -> list[str]:
     """Secret keys the enabled support pieces cannot run without."""
-    return [GRAFANA_SECRET_KEY] if support.grafana is not None else []
+    keys = [GRAFANA_SECRET_KEY] if support.grafana is not None else []
+    alerts = support.alerts
+    if alerts is not None and alerts.webhook is not None:
+        keys.append(ALERTS_WEBHOOK_SECRET_KEY)
+    if alerts is not None and alerts.email is not None and alerts.email.username is not None:
+        keys.append(ALERTS_SMTP_PASSWORD_SECRET_KEY)
+    return keys
+
+
+def secret_value_problems(values: Mapping[str, str]) -> list[Problem]:
+    """What is wrong with the secret values that are known in clear (`pulumi up` decrypts them; the offline
+    plan never does). The message never repeats the value: it is the credential."""
+    url = values.get(ALERTS_WEBHOOK_SECRET_KEY)
+    if url is None:
+        return []
+    parsed = urlparse(url.strip())
+    if parsed.scheme != "https" or not parsed.hostname:
+        return [
+            Problem(
+                ALERTS_WEBHOOK_SECRET_KEY,
+                "must be an https:// URL (the incoming webhook's URL from the chat's settings): the URL is "
+                "the credential, and alerts name the site's hosts, so neither is sent in clear text",
+            )
+        ]
+    return []
 
 
 def support_problems(cfg: HubStackConfig) -> list[Problem]:

@@ -13,13 +13,14 @@ from typing import Any
 
 from jetstream_binderhub.config.cluster import ClusterConfig, ClusterStackConfig
 from jetstream_binderhub.config.hub import (
+    SECRET_KEYS,
     HubStackConfig,
     check_hub_stack,
     secret_problems,
     set_secret_command,
 )
 from jetstream_binderhub.config.stackfile import CLUSTER_PROJECT, HUB_PROJECT, SECRET_PLACEHOLDER, StackFile
-from jetstream_binderhub.config.support import required_secrets
+from jetstream_binderhub.config.support import required_secrets, secret_value_problems
 from jetstream_binderhub.errors import ConfigError, Problem
 from jetstream_binderhub.hub.dask import dask_fit_problems, dask_notes, dask_schema_problems
 from jetstream_binderhub.hub.gpu import gpu_fit_problems, gpu_notes
@@ -147,6 +148,10 @@ class HubLayerPlanner:
         ]
         # A missing password is not an error here: the plan shows where it goes, and says how to set it.
         problems += [p for p in secret_problems(set(raw), secret, site) if p.key in raw]
+        # Encrypted values are never decrypted here (`up` checks them); one in clear is checked now.
+        problems += secret_value_problems(
+            {k: v for k in SECRET_KEYS if isinstance(v := raw.get(k), str) and v != SECRET_PLACEHOLDER}
+        )
         if cfg is not None:
             problems += cluster_fit_problems(cfg, cluster)
             problems += dask_fit_problems(cfg, cluster)

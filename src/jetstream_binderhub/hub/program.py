@@ -8,7 +8,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi.runtime.config import is_config_secret
+from pulumi.runtime.config import get_config, is_config_secret
 
 # Imported for its side effect: teaches the offline plan what this layer's resources compute.
 import jetstream_binderhub.hub.offline  # noqa: F401
@@ -20,8 +20,14 @@ from jetstream_binderhub.config.hub import (
     secret_problems,
     set_secret_command,
 )
-from jetstream_binderhub.config.stackfile import HUB_PROJECT
-from jetstream_binderhub.config.support import GRAFANA_SECRET_KEY, required_secrets
+from jetstream_binderhub.config.stackfile import HUB_PROJECT, SECRET_PLACEHOLDER
+from jetstream_binderhub.config.support import (
+    ALERTS_SMTP_PASSWORD_SECRET_KEY,
+    ALERTS_WEBHOOK_SECRET_KEY,
+    GRAFANA_SECRET_KEY,
+    required_secrets,
+    secret_value_problems,
+)
 from jetstream_binderhub.errors import ConfigError, Problem
 from jetstream_binderhub.hub import values as v
 from jetstream_binderhub.hub.components import (
@@ -66,6 +72,12 @@ def read_hub_config() -> HubStackConfig:
         ]
         if missing:
             raise ConfigError(missing, source=f"stack {stack}")
+        # Pulumi has decrypted the secrets for this run: the only place their values can be checked.
+        # (The offline plan runs this program with a placeholder for secrets it cannot decrypt.)
+        values = {k: str(get_config(f"{HUB_PROJECT}:{k}")) for k in present}
+        known = {k: v for k, v in values.items() if v != SECRET_PLACEHOLDER}
+        if bad := secret_value_problems(known):
+            raise ConfigError(bad, source=f"stack {stack}")
         return site
     except ConfigError as exc:
         # RunError prints the message without a Python traceback.
@@ -130,6 +142,7 @@ def hub_program(allow_replace: Collection[str] | None = None) -> None:
     # Before BinderHub: its pods name the core PriorityClass, which must exist when they are admitted.
     # (Traefik's, created earlier, are retried by their ReplicaSet until the class exists.)
     grafana = site.support.grafana
+    needed = set(required_secrets(site.support))
     support = Support(
         "support",
         SupportArgs(
@@ -138,6 +151,14 @@ def hub_program(allow_replace: Collection[str] | None = None) -> None:
             k8s_provider=provider,
             address=ingress.address,
             grafana_client_secret=cfg.require_secret(GRAFANA_SECRET_KEY) if grafana else None,
+            alerts_webhook_url=(
+                cfg.require_secret(ALERTS_WEBHOOK_SECRET_KEY) if ALERTS_WEBHOOK_SECRET_KEY in needed else None
+            ),
+            alerts_smtp_password=(
+                cfg.require_secret(ALERTS_SMTP_PASSWORD_SECRET_KEY)
+                if ALERTS_SMTP_PASSWORD_SECRET_KEY in needed
+                else None
+            ),
             depends_on=[certs.issuer, ingress.release],
         ),
     )

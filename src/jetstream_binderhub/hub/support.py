@@ -3,7 +3,9 @@
 Values builders are pure functions of the typed config (tests call them directly); the component
 declares the releases and the Secrets and ConfigMaps they are pointed at. No secret enters a values
 mapping: Grafana's admin password and its GitHub client secret live in Kubernetes Secrets the chart
-reads (`admin.existingSecret`, `envValueFrom`), so the releases' values stay readable in a plan.
+reads (`admin.existingSecret`, `envValueFrom`), and Alertmanager reads the webhook URL and the SMTP
+password from files of a mounted Secret (`*_file` options), so the releases' values stay readable in a
+plan.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ import pulumi_random as random
 from jetstream_binderhub.burn import CONTROL_PLANE_GROUP, INSTANCE_TYPE_LABEL, sustainable_rate
 from jetstream_binderhub.config.hub import HubStackConfig
 from jetstream_binderhub.config.support import (
+    ALERTS_SMTP_PASSWORD_SECRET_KEY,
+    ALERTS_WEBHOOK_SECRET_KEY,
     CRYPTNONO_CHART_REPO,
     GRAFANA_CHART_REPO,
     PROMETHEUS_CHART_REPO,
+    AlertsConfig,
     AllocationConfig,
 )
 from jetstream_binderhub.naming import NODE_GROUP_LABEL
@@ -49,6 +54,16 @@ HUB_ACCESS_LABEL = "hub.jupyter.org/network-access-hub"
 `hub.networkPolicy.interNamespaceAccessLabels: accept`; zero-to-jupyterhub-k8s templates/hub/netpol.yaml)."""
 
 RULE_PREFIX = "jetstream_binderhub"
+
+ALERTMANAGER_SECRET = "alertmanager-receivers"
+ALERTMANAGER_SECRET_DIR = "/etc/alertmanager-receivers"
+"""Beside, not under, the chart's /etc/alertmanager: that is a read-only ConfigMap volume, in which the
+runtime could not create a mount point for the Secret."""
+WEBHOOK_URL_FILE = "webhook-url"
+SMTP_PASSWORD_FILE = "smtp-password"
+RECEIVER = "site-operators"
+URGENT_ALERTS = ("BinderHubOrJupyterHubDown",)
+"""Users cannot launch while these fire: reminded every few hours, not once a day."""
 
 
 def _ksm_label(label: str) -> str:
@@ -262,9 +277,12 @@ def prometheus_values(cfg: HubStackConfig, core: Mapping[str, str], profile: Pro
     rules["groups"] += health_alerts(cfg)["groups"]
     recording = {"groups": [g for g in rules["groups"] if all("record" in r for r in g["rules"])]}
     alerting = {"groups": [g for g in rules["groups"] if any("alert" in r for r in g["rules"])]}
+    alerts = cfg.support.alerts
     return {
-        # Alerts show in Grafana and Prometheus; where to send them (mail, Slack) is a site's own choice.
-        "alertmanager": {"enabled": False},
+        # Without a receiver Alertmanager would have no one to send to: it is left out and the plan warns.
+        # With it on, the chart points Prometheus at the subchart's pods itself (prometheus 29.27.0
+        # templates/cm.yaml, `alerting.alertmanagers` from pod discovery in the release's namespace).
+        "alertmanager": alertmanager_values(cfg, alerts, core) if alerts else {"enabled": False},
         "prometheus-pushgateway": {"enabled": False},
         "kube-state-metrics": {
             "nodeSelector": dict(core),
@@ -285,6 +303,82 @@ def prometheus_values(cfg: HubStackConfig, core: Mapping[str, str], profile: Pro
             **_priority(cfg),
         },
         "serverFiles": {"recording_rules.yml": recording, "alerting_rules.yml": alerting},
+    }
+
+
+def alertmanager_config(alerts: AlertsConfig) -> dict[str, Any]:
+    """Alertmanager's own configuration (alertmanager.yml): one receiver holding every configured way of
+    reaching the site's operators, and a route paced for a small team that is not on call.
+
+    Credentials are read from the mounted Secret's files (`api_url_file`, `auth_password_file`;
+    prometheus/alertmanager v0.34.0 docs/configuration.md), never written into this mapping.
+    """
+    receiver: dict[str, Any] = {"name": RECEIVER}
+    if alerts.webhook is not None:
+        receiver["slack_configs"] = [
+            {
+                "api_url_file": f"{ALERTMANAGER_SECRET_DIR}/{WEBHOOK_URL_FILE}",
+                "send_resolved": alerts.webhook.send_resolved,
+            }
+        ]
+    if (mail := alerts.email) is not None:
+        email: dict[str, Any] = {
+            "to": ", ".join(mail.to),
+            "from": mail.from_address,
+            "smarthost": mail.smarthost,
+            "require_tls": mail.require_tls,
+            "send_resolved": mail.send_resolved,
+        }
+        if mail.username is not None:
+            email["auth_username"] = mail.username
+            email["auth_password_file"] = f"{ALERTMANAGER_SECRET_DIR}/{SMTP_PASSWORD_FILE}"
+        receiver["email_configs"] = [email]
+    return {
+        "receivers": [receiver],
+        "route": {
+            "receiver": RECEIVER,
+            # One message per kind of alert, not one per node or volume: a full disk on three nodes is
+            # one problem to a team of volunteers.
+            "group_by": ["alertname"],
+            # Related alerts (a node going down fires several) arrive within a minute or two of each other.
+            "group_wait": "2m",
+            "group_interval": "15m",
+            # The budget and the disks are fixed within a day, not within the hour: a daily reminder until
+            # they are, rather than one every few hours that teaches the team to mute the channel.
+            "repeat_interval": "24h",
+            "routes": [
+                # Nobody can launch while these fire: remind every 3 hours.
+                {"matchers": [f'alertname=~"{"|".join(URGENT_ALERTS)}"'], "repeat_interval": "3h"},
+                # Housekeeping (the allocation reading is old): every 3 days. Kept under Alertmanager's
+                # 120h `--data.retention`, past which it forgets what it sent and would repeat anyway
+                # (prometheus/alertmanager cmd/alertmanager/main.go).
+                {"matchers": ['severity="info"'], "repeat_interval": "72h"},
+            ],
+        },
+    }
+
+
+def alertmanager_values(cfg: HubStackConfig, alerts: AlertsConfig, core: Mapping[str, str]) -> dict[str, Any]:
+    """Values of the prometheus chart's alertmanager subchart (prometheus-community alertmanager 1.42,
+    charts/alertmanager/values.yaml): a Cinder volume for silences and the notification log, on the core
+    group, the receivers' credentials mounted from :data:`ALERTMANAGER_SECRET`."""
+    return {
+        "enabled": True,
+        "nodeSelector": dict(core),
+        # The notification log survives a restart, so a rescheduled pod does not resend everything.
+        "persistence": {"enabled": True, "size": f"{alerts.storage_gb}Gi"},
+        # A StatefulSet's volume claim keeps its Cinder volume across restarts; no Recreate needed.
+        "extraSecretMounts": [
+            {
+                "name": "receivers",
+                "mountPath": ALERTMANAGER_SECRET_DIR,
+                "subPath": "",
+                "secretName": ALERTMANAGER_SECRET,
+                "readOnly": True,
+            }
+        ],
+        "config": alertmanager_config(alerts),
+        **_priority(cfg),
     }
 
 
@@ -444,6 +538,10 @@ class SupportArgs:
     address: pulumi.Input[str]
     """The ingress's public address, for Grafana's DNS record."""
     grafana_client_secret: pulumi.Input[str] | None = None
+    alerts_webhook_url: pulumi.Input[str] | None = None
+    """With `support.monitoring.alerts.webhook`: the secret key `alerts_webhook_url`."""
+    alerts_smtp_password: pulumi.Input[str] | None = None
+    """With `support.monitoring.alerts.email.username`: the secret key `alerts_smtp_password`."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """What must exist first (the ClusterIssuer for Grafana's certificate, the ingress class)."""
 
@@ -464,6 +562,7 @@ class Support(pulumi.ComponentResource):
     cryptnono: k8s.helm.v3.Release | None
     namespace: k8s.core.v1.Namespace | None
     prometheus: k8s.helm.v3.Release | None
+    alertmanager_secret: k8s.core.v1.Secret | None
     grafana: k8s.helm.v3.Release | None
     grafana_admin_password: pulumi.Output[str] | None
     dns_record: openstack.dns.RecordSet | None
@@ -474,6 +573,7 @@ class Support(pulumi.ComponentResource):
         provider = args.k8s_provider
         mon = cfg.support.monitoring
         self.namespace = self.prometheus = self.grafana = None
+        self.alertmanager_secret = None
         self.grafana_admin_password = None
         self.dns_record = None
         self.priority_class = self.cryptnono = None
@@ -522,6 +622,8 @@ class Support(pulumi.ComponentResource):
             )
             namespace = self.namespace.metadata.name
             labels = pulumi.Output.from_input(args.node_group_labels)
+            if cfg.support.alerts is not None:
+                self.alertmanager_secret = self._alertmanager_secret(name, args, namespace, k8s_opts)
             self.prometheus = k8s.helm.v3.Release(
                 f"{name}-prometheus",
                 name=PROMETHEUS_RELEASE,
@@ -536,7 +638,7 @@ class Support(pulumi.ComponentResource):
                 cleanup_on_fail=True,
                 timeout=900,
                 max_history=HELM_HISTORY,
-                opts=k8s_opts(),
+                opts=k8s_opts([self.alertmanager_secret] if self.alertmanager_secret else []),
             )
             if cfg.support.grafana is not None:
                 self._grafana(name, args, namespace, labels, k8s_opts)
@@ -547,6 +649,40 @@ class Support(pulumi.ComponentResource):
                 "cryptnono": self.cryptnono.name if self.cryptnono else None,
                 "grafana": self.grafana.name if self.grafana else None,
             }
+        )
+
+    def _alertmanager_secret(
+        self, name: str, args: SupportArgs, namespace: pulumi.Output[str], k8s_opts: Any
+    ) -> k8s.core.v1.Secret:
+        """The receivers' credentials, from the stack's secrets, as files Alertmanager reads."""
+        alerts = args.config.support.alerts
+        assert alerts is not None
+        data: dict[str, pulumi.Input[str]] = {}
+        for wanted, value, key, file in (
+            (
+                alerts.webhook is not None,
+                args.alerts_webhook_url,
+                ALERTS_WEBHOOK_SECRET_KEY,
+                WEBHOOK_URL_FILE,
+            ),
+            (
+                alerts.email is not None and alerts.email.username is not None,
+                args.alerts_smtp_password,
+                ALERTS_SMTP_PASSWORD_SECRET_KEY,
+                SMTP_PASSWORD_FILE,
+            ),
+        ):
+            if not wanted:
+                continue
+            if value is None:
+                raise pulumi.RunError(f"alertmanager needs the secret key {key}")
+            data[file] = pulumi.Output.secret(value)
+        return k8s.core.v1.Secret(
+            f"{name}-alertmanager-receivers",
+            metadata={"name": ALERTMANAGER_SECRET, "namespace": namespace},
+            type="Opaque",
+            string_data=data,
+            opts=k8s_opts(),
         )
 
     def _grafana(

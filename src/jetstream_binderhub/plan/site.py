@@ -18,6 +18,7 @@ from jetstream_binderhub.naming import check_site_name
 from jetstream_binderhub.plan.cost import estimate
 from jetstream_binderhub.plan.model import Plan
 from jetstream_binderhub.plan.warnings import (
+    alert_delivery_warnings,
     allocation_warnings,
     capacity_warnings,
     gpu_minimum_warnings,
@@ -94,6 +95,8 @@ def plan_site(site: str, project_dir: Path = Path()) -> Plan:
     cost = estimate(cluster_cfg.cluster, profile)
     if hub is not None and hub.config.support.allocation is not None:
         warnings += allocation_warnings(cost, profile, hub.config.support.allocation)
+    if hub is not None:
+        warnings += alert_delivery_warnings(hub.config.support, site)
     return Plan(
         site=site,
         profile=profile.name,

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from jetstream_binderhub.config.cluster import ClusterConfig
+from jetstream_binderhub.config.hub import set_secret_command
 from jetstream_binderhub.config.stackfile import (
     CLUSTER_PROJECT,
     HUB_PROJECT,
     HUB_PROJECT_DIR,
     read_stack_file,
 )
-from jetstream_binderhub.config.support import AllocationConfig
+from jetstream_binderhub.config.support import ALERTS_WEBHOOK_SECRET_KEY, AllocationConfig, SupportConfig
 from jetstream_binderhub.errors import ConfigError
 from jetstream_binderhub.naming import DEFAULT_WORKER
 from jetstream_binderhub.plan.model import CostEstimate
@@ -172,3 +173,17 @@ def gpu_minimum_warnings(cluster: ClusterConfig, profile: Profile) -> list[str]:
             "GPU allocation (Magnum cannot scale a group to 0); remove the group between courses"
         )
     return warnings
+
+
+def alert_delivery_warnings(support: SupportConfig, site: str) -> list[str]:
+    """Monitoring that evaluates alerts nobody receives: valid (Grafana still lists them), but a budget
+    running out or a hub that is down would then go unnoticed until a user complains."""
+    mon = support.monitoring
+    if mon is None or not mon.enabled or mon.alerts.delivers:
+        return []
+    return [
+        "alerts are evaluated but not delivered to anyone (no receiver, so Alertmanager is not installed): "
+        "set support.monitoring.alerts.webhook and its URL with "
+        f"`{set_secret_command(ALERTS_WEBHOOK_SECRET_KEY, site)}`, or support.monitoring.alerts.email "
+        "(docs/operating.md)"
+    ]
