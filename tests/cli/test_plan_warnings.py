@@ -6,6 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -114,3 +115,58 @@ def test_an_allocation_the_minimum_size_outspends_warns(project: Path) -> None:
     [warning] = warnings_before_the_plan(plan(project))
     assert warning.startswith("even at minimum size the site burns 22 SU/h of the cpu allocation")
     assert "the 1,000 SU left on 2026-11-27 (support.allocation) run out about 2026-11-28" in warning
+
+
+def _edit_alerts(project: Path, alerts: dict[str, object] | None, **plain: str) -> None:
+    hub_file = project / "binderhub" / "Pulumi.jetstream2.yaml"
+    doc = yaml.safe_load(hub_file.read_text())
+    monitoring = doc["config"]["jetstream-binderhub-hub:support"]["monitoring"]
+    if alerts is None:
+        monitoring.pop("alerts", None)
+    else:
+        monitoring["alerts"] = alerts
+    doc["config"].update({f"jetstream-binderhub-hub:{k}": v for k, v in plain.items()})
+    hub_file.write_text(yaml.safe_dump(doc))
+
+
+def test_monitoring_without_a_receiver_warns_that_alerts_reach_nobody(project: Path) -> None:
+    _edit_alerts(project, None)
+    out = plan(project)
+    [warning] = warnings_before_the_plan(out)
+    assert warning.startswith("alerts are evaluated but not delivered to anyone")
+    assert "`pulumi -C binderhub config set --secret alerts_webhook_url -s jetstream2`" in warning
+    assert "support.monitoring.alerts.email" in warning
+    assert "values.alertmanager.enabled = false" in out
+
+
+@pytest.mark.parametrize(
+    ("email", "line"),
+    [
+        (
+            {"smarthost": "smtp.ucar.edu", "from_address": "binder@ucar.edu", "to": ["ops@ucar.edu"]},
+            "support.monitoring.alerts.email.smarthost: must be host:port",
+        ),
+        (
+            {"smarthost": "smtp.ucar.edu:587", "from_address": "binder@ucar.edu", "to": ["ops.ucar.edu"]},
+            "support.monitoring.alerts.email.to[0]: value is not a valid email address",
+        ),
+    ],
+)
+def test_bad_email_settings_exit_2_naming_the_key(project: Path, email: dict[str, object], line: str) -> None:
+    _edit_alerts(project, {"email": email})
+    result = runner.invoke(app, ["plan", "jetstream2", "-C", str(project)])
+    assert result.exit_code == 2, result.output
+    [error] = [x for x in result.output.splitlines() if x.startswith("  support.")]
+    assert error.strip().startswith(line)
+    assert "Traceback" not in result.output
+
+
+def test_a_webhook_url_written_in_clear_is_refused_without_repeating_it(project: Path) -> None:
+    url = "http://chat.example.org/hooks/s3cr3t-t0ken-in-the-path"
+    _edit_alerts(project, {"webhook": {}}, alerts_webhook_url=url)
+    result = runner.invoke(app, ["plan", "jetstream2", "-C", str(project)])
+    assert result.exit_code == 2, result.output
+    lines = [x.strip() for x in result.output.splitlines() if x.strip().startswith("alerts_webhook_url:")]
+    assert lines[0].startswith("alerts_webhook_url: is stored in plain text")
+    assert lines[1].startswith("alerts_webhook_url: must be an https:// URL")
+    assert "s3cr3t" not in result.output

@@ -351,7 +351,7 @@ def alertmanager_config(alerts: AlertsConfig) -> dict[str, Any]:
                 {"matchers": [f'alertname=~"{"|".join(URGENT_ALERTS)}"'], "repeat_interval": "3h"},
                 # Housekeeping (the allocation reading is old): every 3 days. Kept under Alertmanager's
                 # 120h `--data.retention`, past which it forgets what it sent and would repeat anyway
-                # (prometheus/alertmanager cmd/alertmanager/main.go).
+                # (prometheus/alertmanager v0.34.0 cmd/alertmanager/main.go, nflog/nflog.go `Log`).
                 {"matchers": ['severity="info"'], "repeat_interval": "72h"},
             ],
         },
