@@ -350,6 +350,8 @@ def _summary_lines(result: SiteResult) -> list[str]:
             f"{layer.layer.value} ({layer.stack}): {verb[result.operation]}: {', '.join(parts)} "
             f"[{layer.duration_seconds:.0f}s]"
         )
+        if layer.cost is not None:
+            lines.append(f"{layer.layer.value}: {layer.cost.line}")
     lines += [f"note: {note}" for note in result.all_notes]
     return lines
 
@@ -413,7 +415,7 @@ def preview(
     if markdown is not None:
         from jetstream_binderhub.automation.comment import render_comment, write_comment
 
-        text = render_comment(result.layer_changes, site=site, notes=result.notes)
+        text = render_comment(result.layer_changes, site=site, notes=result.notes, cost=result.cost_line)
         write_comment(markdown, text)
         if not json_output:
             typer.echo(f"wrote the preview comment for {site} to {markdown}", err=True)

@@ -17,6 +17,9 @@ is the only reliable selector for placing pods on a group.
 DEFAULT_WORKER = "default-worker"
 """The node group Magnum always creates from the template's flavor and the cluster's node_count."""
 
+CONTROL_PLANE = "control-plane"
+"""What cost estimates call the cluster's control-plane servers (master_flavor x master_count)."""
+
 # pulumi-openstack's type tokens of the Magnum resources: the plan, the guard, the preview and the
 # progress display all recognise the cluster's resources by them.
 CLUSTER_TYPE = "openstack:containerinfra/cluster:Cluster"

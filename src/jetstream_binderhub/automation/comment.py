@@ -21,6 +21,7 @@ def render_comment(
     title: str | None = None,
     plan_of_intent: bool = False,
     notes: Sequence[str] = (),
+    cost: str | None = None,
     max_chars: int = DEFAULT_BUDGET,
 ) -> str:
     tail = ""
@@ -32,6 +33,7 @@ def render_comment(
         site=site,
         title=title,
         plan_of_intent=plan_of_intent,
+        cost=cost,
         max_chars=max_chars - comment_length(tail),
     )
     return body + tail

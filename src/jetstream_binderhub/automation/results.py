@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 if TYPE_CHECKING:
     from jetstream_binderhub.engine.changes import LayerChanges
+    from jetstream_binderhub.plan.model import CostChange
 
 T = TypeVar("T")
 
@@ -131,6 +132,8 @@ class LayerResult:
     """Why the layer was not run (e.g. the hub cannot be previewed before its cluster exists)."""
     problem: str | None = None
     """Something to tell the user although the operation succeeded (its events could not be read)."""
+    cost: CostChange | None = None
+    """A cluster-layer preview's SU/hour before and after, priced from the engine's states."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -153,6 +156,8 @@ class LayerResult:
             data["problem"] = self.problem
         if self.changes is not None:
             data["changes"] = self.changes.model_dump(mode="json")
+        if self.cost is not None:
+            data["cost"] = self.cost.model_dump(mode="json")
         return data
 
 
@@ -178,6 +183,11 @@ class SiteResult:
     def all_notes(self) -> list[str]:
         """The site's notes and each layer's problem, for printing after the summary."""
         return [*self.notes, *(r.problem for r in self.layers if r.problem)]
+
+    @property
+    def cost_line(self) -> str | None:
+        """The SU/hour change of the site (the cluster layer's), or None when it was not priced."""
+        return next((r.cost.line for r in self.layers if r.cost is not None), None)
 
     @property
     def layer_changes(self) -> list[LayerChanges]:

@@ -16,6 +16,7 @@ need an existing stack and say so.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import shutil
@@ -82,6 +83,8 @@ if TYPE_CHECKING:
 
     from jetstream_binderhub.config.cluster import ClusterStackConfig
     from jetstream_binderhub.config.hub import HubStackConfig
+    from jetstream_binderhub.engine.changes import LayerChanges
+    from jetstream_binderhub.plan.model import CostChange
 
 PROJECTS = {Layer.CLUSTER: CLUSTER_PROJECT, Layer.BINDERHUB: HUB_PROJECT}
 
@@ -371,8 +374,34 @@ class Site:
                 )
                 notes.append(f"binderhub: preview skipped: {reason}")
                 continue
-            results.append(self._run(current, "preview"))
+            result = self._run(current, "preview")
+            if current is Layer.CLUSTER:
+                result = dataclasses.replace(result, cost=self._preview_cost(result.changes))
+            results.append(result)
         return SiteResult(self.name, "preview", tuple(results), tuple(notes))
+
+    def _preview_cost(self, changes: LayerChanges | None) -> CostChange | None:
+        """The SU/hour change of the cluster layer's preview: the engine's states of the servers, priced
+        with the site profile's flavor catalog.
+
+        default-worker's autoscaling range lives on Magnum's node group, outside any Pulumi resource
+        (config.cluster.DefaultWorker), and the program then ignores the cluster's node_count: the engine
+        does not know that group's size, so it is named as not priced instead of priced at a guess."""
+        path = self.layout.stack_file(Layer.CLUSTER, self.name)
+        if changes is None or not path.is_file():
+            return None
+        from jetstream_binderhub.config.load import parse_cluster_stack
+        from jetstream_binderhub.naming import DEFAULT_WORKER
+        from jetstream_binderhub.plan.cost import engine_cost
+        from jetstream_binderhub.profiles import load_profile
+
+        cfg = parse_cluster_stack(read_stack_file(path).namespace(CLUSTER_PROJECT), source=str(path))
+        not_priced = (
+            {DEFAULT_WORKER: "autoscales in a range set outside Pulumi"}
+            if cfg.cluster.default_worker.autoscaled
+            else {}
+        )
+        return engine_cost(changes.servers, load_profile(cfg.profile), not_priced=not_priced)
 
     def up(
         self,

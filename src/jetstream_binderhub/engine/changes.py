@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jetstream_binderhub.errors import JetstreamBinderHubError
+from jetstream_binderhub.naming import CLUSTER_TYPE, CONTROL_PLANE, DEFAULT_WORKER, NODE_GROUP_TYPE
 from jetstream_binderhub.redaction import SECRET_PLACEHOLDER, redact
 
 if TYPE_CHECKING:
@@ -178,6 +179,34 @@ _URN_IN_TEXT = re.compile(r"urn:pulumi:\S*::([^\s:]+)")
 _GENERIC_FAILURES = re.compile(r"^(update|preview|refresh|destroy) failed$", re.IGNORECASE)
 
 
+class ServerCount(_Frozen):
+    """One group of servers as one side of the engine's states holds it. ``None``: not known there (a
+    secret, or a value only known after apply)."""
+
+    flavor: str | None = None
+    min_count: int | None = None
+    max_count: int | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.flavor is not None and self.min_count is not None and self.max_count is not None
+
+
+class ServerGroup(_Frozen):
+    """The servers of one Magnum group before and after the change, from the engine's own states: what
+    the allocation is charged for. A cluster resource carries two groups (its control plane and
+    default-worker), a node group one."""
+
+    group: str = Field(description="control-plane, default-worker or the node group's name.")
+    resource: str = Field(description="Logical name of the Pulumi resource that holds it.")
+    before: ServerCount | None = Field(
+        default=None, description="What is deployed now; None when the resource does not exist yet."
+    )
+    after: ServerCount | None = Field(
+        default=None, description="What the change makes; None when the resource goes."
+    )
+
+
 class LayerChanges(_Frozen):
     """Everything one layer's preview (or update) would change, plus what the engine complained about."""
 
@@ -190,6 +219,13 @@ class LayerChanges(_Frozen):
         description=(
             "Per op, how many more steps the engine's summary counted than arrived as events. Non-empty "
             "means events were lost (the Automation API drops events it cannot parse), so this is incomplete."
+        ),
+    )
+    servers: list[ServerGroup] = Field(
+        default_factory=list,
+        description=(
+            "The Magnum cluster's and node groups' servers before and after, from every step the engine "
+            "reported (unchanged resources included): what the SU/hour change is priced from."
         ),
     )
 
@@ -372,6 +408,10 @@ class _Pending:
     values: dict[str, ValueChange] = field(default_factory=dict)
     secret: dict[str, None] = field(default_factory=dict)
     failed: bool = False
+    before: StepEventStateMetadata | None = None
+    """The first old state a step carried: the resource as deployed now."""
+    after: StepEventStateMetadata | None = None
+    """The last new state a step carried: the resource as the change leaves it (deletes carry none)."""
 
     @property
     def op(self) -> ChangeOp:
@@ -473,6 +513,9 @@ class ChangeCollector:
         self._steps[step] += 1
         pending = self._pending.setdefault(meta.urn, _Pending(meta.urn, meta.type or type_from_urn(meta.urn)))
         pending.steps.append(step)
+        if pending.type in _SIZED_TYPES:
+            pending.before = pending.before or meta.old
+            pending.after = meta.new or pending.after
         detailed = meta.detailed_diff or {}
         for path, diff in detailed.items():
             kind = str(diff.diff_kind.value)
@@ -524,6 +567,13 @@ class ChangeCollector:
                 unchanged=unchanged,
                 diagnostics=diagnostics,
                 missing=self._missing(),
+                servers=[
+                    g
+                    for p in self._pending.values()
+                    if p.type in _SIZED_TYPES
+                    for g in _servers(p)
+                    if g.before is not None or g.after is not None
+                ],
             )
         if not self._secrets:
             return result
@@ -563,6 +613,87 @@ class ChangeCollector:
             if gap > 0:
                 missing[op] = gap
         return missing
+
+
+# --- the servers a step's states describe ---------------------------------------------------------
+
+_SIZED_TYPES = {CLUSTER_TYPE, NODE_GROUP_TYPE}
+
+_CLUSTER_GROUPS = (
+    (CONTROL_PLANE, "masterFlavor", "masterCount", "masterCount"),
+    # default-worker's range is not on the cluster: its node count is its size as far as Pulumi knows.
+    (DEFAULT_WORKER, "flavor", "nodeCount", "nodeCount"),
+)
+_NODE_GROUP_KEYS = ("flavorId", "minNodeCount", "maxNodeCount")
+
+
+def _plain(state: StepEventStateMetadata, key: str, *, deployed: bool) -> Any:
+    """A property's value, None when it is absent, secret or only known after apply. For the deployed
+    side the outputs (what the cloud reported at the last update or refresh) come first, then the
+    inputs last sent; for the new side the inputs the program sends now."""
+    roots = (state.outputs, state.inputs) if deployed else (state.inputs,)
+    for root in roots:
+        value = (root or {}).get(key)
+        if value is None or _is_secret(value) or value == UNKNOWN_VALUE:
+            continue
+        return value
+    return None
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _flavor(value: Any) -> str | None:
+    return clean_text(value) if isinstance(value, str) and value else None
+
+
+def _size(
+    state: StepEventStateMetadata | None, keys: tuple[str, str, str], *, deployed: bool
+) -> ServerCount | None:
+    if state is None:
+        return None
+    flavor, low, high = (_plain(state, k, deployed=deployed) for k in keys)
+    low_count, high_count = _count(low), _count(high)
+    if high_count is None or (low_count is not None and high_count < low_count):
+        # No maximum (or Magnum's 0 for none): the group does not autoscale and stays at its minimum.
+        high_count = low_count
+    return ServerCount(flavor=_flavor(flavor), min_count=low_count, max_count=high_count)
+
+
+def _servers(pending: _Pending) -> list[ServerGroup]:
+    before, after = pending.before, pending.after
+    if pending.op is ChangeOp.IMPORT:
+        before = before or after  # an imported resource already runs (and bills) before the change
+    name = name_from_urn(pending.urn)
+    if pending.type == CLUSTER_TYPE:
+        return [
+            ServerGroup(
+                group=group,
+                resource=name,
+                before=_size(before, (flavor, low, high), deployed=True),
+                after=_size(after, (flavor, low, high), deployed=False),
+            )
+            for group, flavor, low, high in _CLUSTER_GROUPS
+        ]
+    group = next(
+        (v for s in (after, before) if s is not None and isinstance(v := (s.inputs or {}).get("name"), str)),
+        name.split("-nodegroup-", 1)[-1],
+    )
+    return [
+        ServerGroup(
+            group=clean_text(group),
+            resource=name,
+            before=_size(before, _NODE_GROUP_KEYS, deployed=True),
+            after=_size(after, _NODE_GROUP_KEYS, deployed=False),
+        )
+    ]
 
 
 def _inputs(state: StepEventStateMetadata | None) -> Mapping[str, Any] | None:

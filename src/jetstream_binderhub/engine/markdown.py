@@ -241,6 +241,14 @@ def _table(layers: Sequence[LayerChanges]) -> list[str]:
     return [*lines, ""]
 
 
+def _cost(cost: str | None) -> list[str]:
+    # Under the table, in the part of the comment that is never trimmed: the allocation is what a
+    # reviewer weighs a size or flavor change against.
+    if cost is None:
+        return []
+    return [f"**Allocation:** {clean_text(cost).replace(chr(10), ' ')}", ""]
+
+
 def _alerts(layers: Sequence[LayerChanges]) -> list[str]:
     lines = []
     replaces = sum(layer.counts[ChangeOp.REPLACE] for layer in layers)
@@ -306,16 +314,26 @@ def render_markdown(
     title: str | None = None,
     site: str,
     plan_of_intent: bool = False,
+    cost: str | None = None,
     max_chars: int = DEFAULT_BUDGET,
 ) -> str:
     """A pull-request comment for `site`'s changes, at most `max_chars` long (as GitHub counts).
+
+    `cost` is the SU/hour change of the site (plan.cost.cost_change's line), shown under the summary
+    table and, like it, never trimmed.
 
     When everything does not fit, per-resource detail goes first (old → new values, long key lists),
     then whole resource lines from the least dangerous up (creates, then updates, ...); the summary table
     and a line saying how much was cut always stay. `plan_of_intent` marks a comparison of two offline
     plans so that no reviewer takes it for a diff against the live cloud.
     """
-    head = [marker(site), *_heading(site, title, plan_of_intent), *_table(layers), *_alerts(layers)]
+    head = [
+        marker(site),
+        *_heading(site, title, plan_of_intent),
+        *_table(layers),
+        *_cost(cost),
+        *_alerts(layers),
+    ]
     diagnostics = _diagnostics(layers)
     entries = _entries(layers)
     everything = set(range(len(entries)))
@@ -346,11 +364,11 @@ def render_markdown(
         budget = max_chars - base
         keep: set[int] = set()
         for i in priority:
-            cost = comment_length(entries[i].compact) + 1
-            if cost > budget:
+            length = comment_length(entries[i].compact) + 1
+            if length > budget:
                 break
             keep.add(i)
-            budget -= cost
+            budget -= length
         text = compose(keep, True, diags, note(len(keep), cut_diags))
         # "more resources" lines and the note's numbers change with the selection; shed until it fits.
         while comment_length(text) > max_chars and keep:

@@ -75,6 +75,18 @@ class CostEstimate(_Out):
         return self.min_per_hour * 24 * 365
 
 
+class CostChange(_Out):
+    """What a change does to the site's SU/hour, as a live preview prices it from the engine's states."""
+
+    before: CostEstimate | None = Field(description="What is deployed now; None for a new site.")
+    after: CostEstimate
+    not_priced: dict[str, str] = Field(
+        default_factory=dict,
+        description="Groups left out of both sides' totals, each with why (custom flavors are in `unpriced`).",
+    )
+    line: str = Field(description="The one line the pull-request comment shows (plan.cost.cost_change).")
+
+
 class Plan(_Out):
     site: str
     profile: str
