@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,18 @@ def test_the_line_is_never_trimmed() -> None:
     assert comment_length(text) <= 4_000
     assert "✂️ Trimmed" in text
     assert f"**Allocation:** {cost}\n" in text
+
+
+def test_the_documented_example_comment_is_what_the_renderer_writes(repo_root: Path) -> None:
+    from jetstream_binderhub.automation.comment import render_comment
+
+    docs = (repo_root / "docs" / "cli.md").read_text(encoding="utf-8")
+    examples = [
+        b for b in re.findall(r"^```markdown\n(.*?)^```", docs, re.M | re.S) if "**Allocation:**" in b
+    ]
+    layer = read_event_log(EVENTS / "cost_max_count.jsonl", layer="cluster")
+
+    assert examples == [render_comment([layer], site="jetstream2", cost=line_of(layer))]
 
 
 @pytest.mark.parametrize("recording", ["cost_unchanged.jsonl", "cost_new_stack.jsonl"])
