@@ -187,6 +187,14 @@ def test_the_program_refuses_a_webhook_url_sent_in_clear(hub_config: dict[str, A
             secret_keys=[f"{HUB_PROJECT}:{k}" for k in secrets],
         )
     assert "T0PL4NTED" not in str(err.value)
+    # `up` through the CLI reads the same text back from the engine as a config error (exit 2).
+    from jetstream_binderhub.automation.failures import _program_config_error
+    from jetstream_binderhub.engine.changes import Diagnostic, LayerChanges
+
+    diagnostic = Diagnostic(severity="error", message=str(err.value))
+    refused = _program_config_error(LayerChanges(layer="binderhub", diagnostics=[diagnostic]))
+    assert refused is not None and refused.exit_code == 2
+    assert [p.key for p in refused.problems] == ["alerts_webhook_url"]
 
 
 def test_a_site_built_in_python_refuses_a_webhook_url_sent_in_clear(

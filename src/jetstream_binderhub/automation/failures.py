@@ -23,7 +23,7 @@ from jetstream_binderhub.automation.errors import (
 )
 from jetstream_binderhub.automation.stacks import LayerSpec
 from jetstream_binderhub.engine.changes import clean_text
-from jetstream_binderhub.errors import JetstreamBinderHubError
+from jetstream_binderhub.errors import ConfigError, JetstreamBinderHubError, Problem
 
 if TYPE_CHECKING:
     from jetstream_binderhub.engine.changes import LayerChanges
@@ -102,6 +102,28 @@ def _protected(changes: LayerChanges | None) -> JetstreamBinderHubError | None:
             op = ChangeOp.DELETE if match.group(1) == "delete" else ChangeOp.REPLACE
             change = ResourceChange(layer=changes.layer, urn=diag.urn, op=op)
         return GuardRefused([protected_danger(change)])
+    return None
+
+
+_PROGRAM_CONFIG = re.compile(r"invalid configuration in (stack \S+):\n((?:[ \t]+\S.*(?:\n|$))+)")
+"""What `hub_program` raises (as pulumi.RunError) for config only the live run can check: a secret that
+is missing, or whose decrypted value is wrong (`read_hub_config`, the text of a ConfigError)."""
+
+
+def _program_config_error(changes: LayerChanges | None) -> ConfigError | None:
+    """The program's refusal of its config, as the same ConfigError (exit 2) the offline checks raise."""
+    for diagnostic in changes.errors if changes is not None else []:
+        match = _PROGRAM_CONFIG.search(diagnostic.message)
+        if match is None:
+            continue
+        problems = [
+            Problem(key, message)
+            for line in match.group(2).splitlines()
+            for key, sep, message in [line.strip().partition(": ")]
+            if sep
+        ]
+        if problems:
+            return ConfigError(problems, source=match.group(1))
     return None
 
 
@@ -207,6 +229,8 @@ def translate(
                 layer=spec.layer.value,
                 details=[violation],
             )
+        if (config := _program_config_error(changes)) is not None:
+            return config
         engine_errors = changes.errors if changes is not None else []
         # Opening a stack talks to the backend only; so does any command whose engine never reported.
         if operation == "select" or (not engine_errors and _UNREACHABLE.search(text)):
