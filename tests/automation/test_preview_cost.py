@@ -91,6 +91,19 @@ def test_an_autoscaled_default_worker_is_named_as_not_priced(
     assert result.cost_line == cost.line
 
 
+def test_a_preview_that_lost_events_shows_no_cost(project: Path, ready_env: dict[str, str]) -> None:
+    events = [json.loads(line) for line in (EVENTS / "cost_max_count.jsonl").read_text().splitlines()]
+    summary = next(e for e in events if "summaryEvent" in e)
+    summary["summaryEvent"]["resourceChanges"]["update"] = 2  # one update never arrived as an event
+    stacks = t.FakeStacks(events={(Layer.CLUSTER, "preview"): events})
+
+    result = Site.from_files("jetstream2", project, stacks=stacks, env=ready_env).preview("cluster")
+
+    changes = result.layer(Layer.CLUSTER).changes
+    assert changes is not None and changes.missing == {"update": 1}
+    assert result.cost_line is None
+
+
 def test_the_hub_layer_alone_has_no_cost_line(project: Path, ready_env: dict[str, str]) -> None:
     stacks = t.FakeStacks(events={(Layer.BINDERHUB, "preview"): t.hub_update()})
 

@@ -388,7 +388,9 @@ class Site:
         (config.cluster.DefaultWorker), and the program then ignores the cluster's node_count: the engine
         does not know that group's size, so it is named as not priced instead of priced at a guess."""
         path = self.layout.stack_file(Layer.CLUSTER, self.name)
-        if changes is None or not path.is_file():
+        if changes is None or changes.missing or not path.is_file():
+            # With steps lost (the comment's ⛔ line says so) some resources' states are missing too: any
+            # total would be low without saying so.
             return None
         from jetstream_binderhub.config.load import parse_cluster_stack
         from jetstream_binderhub.naming import DEFAULT_WORKER
