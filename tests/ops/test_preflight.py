@@ -79,6 +79,9 @@ def test_the_shipped_site_fits_and_every_check_is_asked(cloud: FakeOpenStack, pr
     # 8 (m3.medium) + 4 (m3.quad) + 10 x 16 (m3.large)
     assert by_name["cores"].need == 172
     assert by_name["load_balancers"].need == 2 and by_name["floating_ips"].need == 2
+    # The hub's database (1 GB) and the monitoring volumes: Prometheus 50, Grafana 10, Alertmanager 1.
+    assert by_name["volumes"].need == 4 and by_name["gigabytes"].need == 62
+    assert result.need.explanation["volumes"].endswith("Prometheus 50 GB, Grafana 10 GB, Alertmanager 1 GB")
     assert {"zone", "application credential", "image", "capi_helm_chart_version"} <= set(by_name)
     asked = {path.split("?")[0] for _, path in cloud.requests}
     assert f"/compute/v2.1/os-quota-sets/{PROJECT_ID}/detail" in asked

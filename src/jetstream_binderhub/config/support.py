@@ -381,6 +381,20 @@ def required_secrets(support: SupportConfig) -> list[str]:
     return keys
 
 
+def support_volumes(support: SupportConfig) -> dict[str, int]:
+    """The Cinder volumes (what -> GB) the enabled support pieces claim through their charts' volume
+    claims: they count against the project's volume quota (not its SUs)."""
+    mon = support.monitoring
+    if mon is None or not mon.enabled:
+        return {}
+    volumes = {"Prometheus": mon.prometheus.storage_gb}
+    if support.grafana is not None:
+        volumes["Grafana"] = support.grafana.storage_gb
+    if support.alerts is not None:
+        volumes["Alertmanager"] = support.alerts.storage_gb
+    return volumes
+
+
 def secret_value_problems(values: Mapping[str, str]) -> list[Problem]:
     """What is wrong with the secret values that are known in clear (`pulumi up` decrypts them; the offline
     plan never does). The message never repeats the value: it is the credential."""

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jetstream_binderhub.config.cluster import ClusterStackConfig
 from jetstream_binderhub.config.hub import HubStackConfig
+from jetstream_binderhub.config.support import support_volumes
 from jetstream_binderhub.errors import JetstreamBinderHubError
 from jetstream_binderhub.profiles import Profile
 
@@ -129,15 +130,17 @@ def site_need(cluster: ClusterStackConfig, hub: HubStackConfig | None, profile: 
         ram_mb += int(flavor.ram_gb * 1024) * count
     boot = c.boot_volume_size_gb
     has_hub = hub is not None
-    volumes = (instances if boot else 0) + (HUB_VOLUMES if has_hub else 0)
-    gigabytes = (instances * boot if boot else 0) + (HUB_VOLUME_GB if has_hub else 0)
+    support = support_volumes(hub.support) if hub is not None else {}
+    volumes = (instances if boot else 0) + (HUB_VOLUMES if has_hub else 0) + len(support)
+    gigabytes = (instances * boot if boot else 0) + (HUB_VOLUME_GB if has_hub else 0) + sum(support.values())
     explanation = {
         "instances": f"{' + '.join(f'{n} {count}' for n, _, count in groups)} (every group at max_count)",
         "cores": "vCPUs of those instances by the profile's flavors"
         + (f"; not counted (custom flavors): {', '.join(unknown)}" if unknown else ""),
         "ram_mb": "RAM of those instances",
         "volumes": (f"a {boot} GB boot volume per instance; " if boot else "")
-        + ("the hub's database volume" if has_hub else "no BinderHub layer"),
+        + ("the hub's database volume" if has_hub else "no BinderHub layer")
+        + "".join(f", {what} {gb} GB" for what, gb in support.items()),
         "floating_ips": "the Kubernetes API load balancer" + (" and the ingress" if has_hub else ""),
         "load_balancers": "the Kubernetes API" + (" and the ingress Service" if has_hub else ""),
         "security_groups": "the cluster's control-plane and worker groups"
