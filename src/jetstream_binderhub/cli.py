@@ -922,27 +922,70 @@ def size(
         typer.echo(f"  - {line}")
 
 
-@app.command(short_help="Upgrade Kubernetes (a new image) after draining user sessions.")
+@app.command(short_help="Upgrade Kubernetes (a new image or chart version) after draining user sessions.")
 def upgrade(
     site: SiteArg,
     image: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--image",
             metavar="IMAGE",
             help="The new cluster.image: a Glance image whose name carries the Kubernetes version.",
             show_default=False,
         ),
-    ],
+    ] = None,
+    chart_version: Annotated[
+        str | None,
+        typer.Option(
+            "--chart-version",
+            metavar="VERSION",
+            help="The new cluster.capi_helm_chart_version (e.g. 0.16.0); alone or with --image.",
+            show_default=False,
+        ),
+    ] = None,
     deadline: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--deadline",
             metavar="MINUTES",
-            min=0,
-            help="Wait at most this long for running sessions to end; then the upgrade ends the rest.",
+            help=(
+                "Wait at most this long for running sessions to end; then the upgrade ends the rest. "
+                "Default 60; on a re-run, the recorded deadline unless given (counted from the wait's start)."
+            ),
+            show_default=False,
         ),
-    ] = 60.0,
+    ] = None,
+    rollout_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--rollout-timeout",
+            metavar="MINUTES",
+            help=(
+                "Follow the nodes at most this long until every one runs the new Kubernetes and is Ready. "
+                "Default 120; on a re-run, the recorded one unless given (counted from the rollout's start)."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    kubeconfig_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--kubeconfig",
+            metavar="FILE",
+            help=(
+                "Kubeconfig to follow the rollout with (default: ~/.kube/jetstream-binderhub-<site>.yaml, "
+                "as `kubeconfig SITE` writes it)."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    skip_preflight: Annotated[
+        bool,
+        typer.Option(
+            "--skip-preflight",
+            help="Do not check the allocation, the new image and chart version on the cloud first.",
+        ),
+    ] = False,
     yes: Annotated[
         bool,
         typer.Option(
@@ -960,16 +1003,21 @@ def upgrade(
     backend: BackendOpt = None,
     project_dir: ProjectDirOpt = None,
 ) -> None:
-    """Upgrade the cluster to a new image without cutting sessions short: set BinderHub's total_quota
-    to 0 (no new launches), wait for the running sessions to end or the deadline, apply the image
-    (it rolls every node group), and restore the quota.
+    """Upgrade the cluster to a new image and/or capi_helm_chart_version without cutting sessions
+    short: preflight the allocation, set BinderHub's total_quota to 0 (no new launches), wait for the
+    running sessions to end or the deadline, apply the new template (it rolls every node group),
+    follow the nodes until each runs the new Kubernetes and is Ready, and restore the quota.
 
     Each finished step is recorded in .state/upgrade-SITE.json: run the same command again after an
     interruption and it resumes at the first unfinished step.
     """
+    from jetstream_binderhub.ops.rollout import read_node_list
     from jetstream_binderhub.ops.upgrade import upgrade_site
     from jetstream_binderhub.ops.verify import read_health
 
+    for option, minutes in (("--deadline", deadline), ("--rollout-timeout", rollout_timeout)):
+        if minutes is not None and minutes < 0:
+            fail([f"error: {option}: must be 0 or more minutes, got {minutes:g}"], 2)
     if not yes and not _stdin_is_terminal():
         fail(
             [
@@ -979,6 +1027,7 @@ def upgrade(
             2,
         )
     root, hint = project_root(project_dir)
+    kubeconfig_file = kubeconfig_path or Path(f"~/.kube/jetstream-binderhub-{site}.yaml").expanduser()
     opened: list[Site] = []
 
     def site_handle() -> Site:
@@ -996,6 +1045,14 @@ def upgrade(
         for line in _summary_lines(result):
             typer.echo(f"  {line}")
 
+    def check_cloud(new_image: str | None, new_chart: str | None) -> None:
+        checked = _preflight(site, project_dir, upgrade_to=(new_image, new_chart))
+        _fail_preflight(
+            checked,
+            hint="(the cloud would refuse the upgrade; nothing was drained. Fix these, or pass --skip-preflight)",
+        )
+        typer.echo(f"preflight: {len(checked.checks)} checks passed (the rollout's extra server counted)")
+
     target: list[str] = [url] if url is not None else []
 
     def health() -> object:
@@ -1005,7 +1062,17 @@ def upgrade(
 
     run_or_exit(
         lambda: upgrade_site(
-            site, root, image, apply=apply, read_health=health, deadline_minutes=deadline, say=typer.echo
+            site,
+            root,
+            image,
+            chart_version=chart_version,
+            apply=apply,
+            read_health=health,
+            read_nodes=lambda: read_node_list(kubeconfig_file),
+            preflight=None if skip_preflight else check_cloud,
+            deadline_minutes=deadline,
+            rollout_minutes=rollout_timeout,
+            say=typer.echo,
         ),
         site_hint=hint,
     )
@@ -1033,13 +1100,17 @@ def preflight(
     _fail_preflight(result, hint="")
 
 
-def _preflight(site: str, project_dir: Path | None) -> PreflightResult:
+def _preflight(
+    site: str, project_dir: Path | None, upgrade_to: tuple[str | None, str | None] | None = None
+) -> PreflightResult:
     import os
 
     from jetstream_binderhub.ops.preflight import preflight_site
 
     root, hint = project_root(project_dir)
-    return run_or_exit(lambda: preflight_site(site, root, env=os.environ), site_hint=hint)
+    return run_or_exit(
+        lambda: preflight_site(site, root, env=os.environ, upgrade_to=upgrade_to), site_hint=hint
+    )
 
 
 def _print_preflight(result: PreflightResult) -> None:

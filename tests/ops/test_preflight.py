@@ -185,3 +185,25 @@ def test_up_runs_preflight_first_and_stops_on_a_shortfall(
     assert result.exit_code == 16, result.output
     assert "error: preflight: compute cores: needs 172, 100 free" in result.stderr
     assert "--skip-preflight" in result.stderr
+
+
+def test_an_upgrade_is_checked_with_its_new_image_and_the_control_planes_surge_server(
+    cloud: FakeOpenStack, project: Path
+) -> None:
+    import os
+
+    plain = preflight_site("jetstream2", project, env=dict(os.environ))
+    upgrade = preflight_site(
+        "jetstream2",
+        project,
+        env=dict(os.environ),
+        upgrade_to=("ubuntu-noble-kube-v1.34.1-251020-1200", None),
+    )
+    # One more m3.medium control-plane server while the rollout replaces the old one (maxSurge 1);
+    # node groups roll inside their size (maxSurge 0), so nothing more.
+    assert upgrade.need.instances == plain.need.instances + 1 == 13
+    assert upgrade.need.cores == plain.need.cores + 8
+    assert "the upgrade surge is one more control-plane server" in upgrade.need.explanation["instances"]
+    assert "counted by `upgrade`" in plain.need.explanation["instances"]
+    failed = {c.name: c.message for c in upgrade.failures}
+    assert failed["image"].startswith("image ubuntu-noble-kube-v1.34.1-251020-1200 is not on the cloud")

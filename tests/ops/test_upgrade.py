@@ -1,7 +1,9 @@
-"""`upgrade`: drain, wait, apply, restore against a stand-in BinderHub and a recording apply step."""
+"""`upgrade`: preflight, drain, wait, apply, rollout, restore against a stand-in BinderHub, a stand-in
+Kubernetes API server and a recording apply step."""
 
 from __future__ import annotations
 
+import re
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,13 +14,19 @@ from typer.testing import CliRunner
 
 from jetstream_binderhub.automation.results import Layer
 from jetstream_binderhub.cli import app
+from jetstream_binderhub.ops.rollout import RolloutTimedOut, read_node_list
 from jetstream_binderhub.ops.upgrade import SessionsUnknown, UpgradeError, state_path, upgrade_site
 from jetstream_binderhub.ops.verify import read_health
 from jetstream_binderhub.yamlio import safe_load
 
+from . import fake_kube
 from .fake_binderhub import FakeBinderHub, Script, serving
+from .fake_kube import Answer, FakeKube, node, node_list, recorded
 
-IMAGE = "ubuntu-jammy-kube-v1.33.2-250626-0848"
+CURRENT = "ubuntu-jammy-kube-v1.33.2-250626-0848"
+"""The jetstream2 profile's default image: the shipped site runs it."""
+IMAGE = "ubuntu-noble-kube-v1.34.1-251020-1200"
+NEW = "v1.34.1"
 HUB_COMMENT = "# Ten m3.large user nodes at six users each."
 CLUSTER_COMMENT = "# image (its name carries the Kubernetes version)"
 
@@ -51,6 +59,13 @@ def hub() -> Iterator[FakeBinderHub]:
         yield fake
 
 
+@pytest.fixture
+def kube() -> Iterator[FakeKube]:
+    """A cluster whose nodes already run the new version: the rollout step finishes at its first look."""
+    with fake_kube.serving(recorded(NEW)) as fake:
+        yield fake
+
+
 def quota(project: Path) -> Any:
     doc = safe_load((project / "binderhub" / "Pulumi.jetstream2.yaml").read_text())
     return doc["config"]["jetstream-binderhub-hub:binderhub"]["limits"].get("total_quota", "absent")
@@ -80,16 +95,25 @@ class Recorder:
 def run(
     project: Path,
     hub: FakeBinderHub,
+    kube: FakeKube,
     apply: Callable[[Layer, bool], None],
     *,
-    deadline: float = 60.0,
+    image: str | None = IMAGE,
+    chart_version: str | None = None,
+    deadline: float | None = 60.0,
+    rollout: float | None = None,
     sessions: list[int] | None = None,
     health: Callable[[], Any] | None = None,
+    nodes: Callable[[], Any] | None = None,
+    preflight: Callable[[str | None, str | None], None] | None = None,
+    start: float = 1_000_000.0,
 ) -> tuple[Any, list[str]]:
-    """One upgrade; `sessions` are what /health reports after each sleep (the users leaving)."""
+    """One upgrade starting at `start` on the clock; `sessions` are what /health reports after each
+    sleep (the users leaving)."""
     said: list[str] = []
-    now = [1_000_000.0]
+    now = [start]
     left = list(sessions or [0])
+    kubeconfig = kube.kubeconfig(project / "kubeconfig")
 
     def sleep(seconds: float) -> None:
         now[0] += seconds
@@ -99,10 +123,14 @@ def run(
     result = upgrade_site(
         "jetstream2",
         project,
-        IMAGE,
+        image,
+        chart_version=chart_version,
         apply=apply,
         read_health=health or (lambda: read_health(hub.url)),
+        read_nodes=nodes or (lambda: read_node_list(kubeconfig, timeout_seconds=5)),
+        preflight=preflight,
         deadline_minutes=deadline,
+        rollout_minutes=rollout,
         say=said.append,
         clock=lambda: now[0],
         sleep=sleep,
@@ -110,9 +138,11 @@ def run(
     return result, said
 
 
-def test_drains_waits_for_sessions_applies_and_restores(project: Path, hub: FakeBinderHub) -> None:
+def test_drains_waits_for_sessions_applies_and_restores(
+    project: Path, hub: FakeBinderHub, kube: FakeKube
+) -> None:
     apply = Recorder(project)
-    result, said = run(project, hub, apply, sessions=[1, 0])
+    result, said = run(project, hub, kube, apply, sessions=[1, 0])
     assert [(c[0], c[1]) for c in apply.calls] == [
         (Layer.BINDERHUB, False),
         (Layer.CLUSTER, True),
@@ -122,21 +152,21 @@ def test_drains_waits_for_sessions_applies_and_restores(project: Path, hub: Fake
     assert apply.calls[0][2] == 0
     assert apply.calls[1][3] == IMAGE
     assert apply.calls[2][2] == 60 == quota(project)
-    assert [line for line in said if line.startswith("2/4")] == [
-        "2/4 wait: 3 sessions running, 60.0 min to the deadline",
-        "2/4 wait: 1 sessions running, 59.5 min to the deadline",
-        "2/4 wait: 0 sessions running",
+    assert [line for line in said if line.startswith("2/5")] == [
+        "2/5 wait: 3 sessions running, 60.0 min to the deadline",
+        "2/5 wait: 1 sessions running, 59.5 min to the deadline",
+        "2/5 wait: 0 sessions running",
     ]
     assert result.sessions_left == 0 and not result.deadline_reached and result.resumed_at is None
     assert not state_path(project, "jetstream2").exists()
 
 
-def test_stack_files_keep_their_comments(project: Path, hub: FakeBinderHub) -> None:
+def test_stack_files_keep_their_comments(project: Path, hub: FakeBinderHub, kube: FakeKube) -> None:
     hub_file = project / "binderhub" / "Pulumi.jetstream2.yaml"
     cluster_file = project / "Pulumi.jetstream2.yaml"
     hub_before = hub_file.read_text()
     cluster_before = cluster_file.read_text()
-    run(project, hub, Recorder(project))
+    run(project, hub, kube, Recorder(project))
     assert hub_file.read_text() == hub_before  # drained and restored: byte for byte what the user wrote
     cluster_after = cluster_file.read_text()
     assert CLUSTER_COMMENT in cluster_after and HUB_COMMENT in hub_before
@@ -154,7 +184,12 @@ def test_stack_files_keep_their_comments(project: Path, hub: FakeBinderHub) -> N
     ],
 )
 def test_a_rerun_resumes_at_the_interrupted_step(
-    project: Path, hub: FakeBinderHub, step: str, fail_apply_at: int | None, rerun_layers: list[Layer]
+    project: Path,
+    hub: FakeBinderHub,
+    kube: FakeKube,
+    step: str,
+    fail_apply_at: int | None,
+    rerun_layers: list[Layer],
 ) -> None:
     def interrupted_health() -> Any:
         raise Stop
@@ -163,6 +198,7 @@ def test_a_rerun_resumes_at_the_interrupted_step(
         run(
             project,
             hub,
+            kube,
             Recorder(project, fail_at=fail_apply_at),
             health=interrupted_health if step == "wait" else None,
         )
@@ -171,7 +207,7 @@ def test_a_rerun_resumes_at_the_interrupted_step(
     if step in ("wait", "apply"):
         assert quota(project) == 0  # drained: only the state file remembers the 60
     apply = Recorder(project)
-    result, said = run(project, hub, apply)
+    result, said = run(project, hub, kube, apply)
     assert said[0].startswith(f"resuming the upgrade of jetstream2 to {IMAGE} at {step}")
     assert [c[0] for c in apply.calls] == rerun_layers
     assert result.resumed_at == step
@@ -179,48 +215,70 @@ def test_a_rerun_resumes_at_the_interrupted_step(
     assert not state.exists()
 
 
-def test_the_deadline_applies_with_sessions_still_running(project: Path, hub: FakeBinderHub) -> None:
+def test_the_deadline_applies_with_sessions_still_running(
+    project: Path, hub: FakeBinderHub, kube: FakeKube
+) -> None:
     apply = Recorder(project)
-    result, said = run(project, hub, apply, deadline=1, sessions=[2, 2, 2, 2])
+    result, said = run(project, hub, kube, apply, deadline=1, sessions=[2, 2, 2, 2])
     assert result.deadline_reached and result.sessions_left == 2
-    assert [line for line in said if line.startswith("2/4")] == [
-        "2/4 wait: 3 sessions running, 1.0 min to the deadline",
-        "2/4 wait: 2 sessions running, 0.5 min to the deadline",
-        "2/4 wait: deadline reached with 2 sessions running: the upgrade ends them",
+    assert [line for line in said if line.startswith("2/5")] == [
+        "2/5 wait: 3 sessions running, 1.0 min to the deadline",
+        "2/5 wait: 2 sessions running, 0.5 min to the deadline",
+        "2/5 wait: deadline reached with 2 sessions running: the upgrade ends them",
     ]
     assert [c[0] for c in apply.calls] == [Layer.BINDERHUB, Layer.CLUSTER, Layer.BINDERHUB]
 
 
-def test_an_absent_quota_is_removed_again(project: Path, hub: FakeBinderHub) -> None:
+def test_an_absent_quota_is_removed_again(project: Path, hub: FakeBinderHub, kube: FakeKube) -> None:
     hub_file = project / "binderhub" / "Pulumi.jetstream2.yaml"
     hub_file.write_text(hub_file.read_text().replace("      total_quota: 60\n", ""))
     apply = Recorder(project)
-    result, _ = run(project, hub, apply)
+    result, _ = run(project, hub, kube, apply)
     assert apply.calls[0][2] == 0
     assert quota(project) == "absent" and result.restored_total_quota is None
 
 
-def test_an_unreachable_hub_stops_with_the_state_kept(project: Path, hub: FakeBinderHub) -> None:
+def test_an_unreachable_hub_stops_with_the_state_kept(
+    project: Path, hub: FakeBinderHub, kube: FakeKube
+) -> None:
     url = hub.url
     hub.close()
     with pytest.raises(SessionsUnknown, match=r"cannot count the sessions: cannot connect to 127\.0\.0\.1"):
-        run(project, hub, Recorder(project), health=lambda: read_health(url, timeout=5))
+        run(project, hub, kube, Recorder(project), health=lambda: read_health(url, timeout=5))
     assert state_path(project, "jetstream2").exists() and quota(project) == 0
 
 
-def test_a_different_image_while_one_is_unfinished_is_refused(project: Path, hub: FakeBinderHub) -> None:
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        (
+            "image",
+            "ubuntu-noble-kube-v1.34.2",
+            r"--image: an upgrade of jetstream2 to ubuntu-noble-kube-v1\.34\.1",
+        ),
+        (
+            "chart_version",
+            "0.17.0",
+            r"--chart-version: an upgrade of jetstream2 to ubuntu-noble-kube-v1\.34\.1",
+        ),
+    ],
+)
+def test_a_different_target_while_one_is_unfinished_is_refused_naming_the_state_file(
+    project: Path, hub: FakeBinderHub, kube: FakeKube, option: str, value: str, message: str
+) -> None:
     with pytest.raises(Stop):
-        run(project, hub, Recorder(project, fail_at=1))
-    with pytest.raises(
-        UpgradeError, match=r"--image: an upgrade of jetstream2 to ubuntu-jammy-kube-v1\.33\.2"
-    ):
-        upgrade_site(
-            "jetstream2",
-            project,
-            "ubuntu-noble-kube-v1.34.1",
-            apply=Recorder(project),
-            read_health=lambda: read_health(hub.url),
-        )
+        run(project, hub, kube, Recorder(project, fail_at=1))
+    state = state_path(project, "jetstream2")
+    before = state.read_text()
+    with pytest.raises(UpgradeError, match=message) as refused:
+        if option == "image":
+            run(project, hub, kube, Recorder(project), image=value)
+        else:
+            run(project, hub, kube, Recorder(project), chart_version=value)
+    assert str(state) in str(refused.value) and f"re-run with --image {IMAGE} to finish it first" in str(
+        refused.value
+    )
+    assert state.read_text() == before
 
 
 def test_cli_refuses_a_bad_image_before_draining(project: Path) -> None:
@@ -235,3 +293,383 @@ def test_cli_refuses_a_bad_image_before_draining(project: Path) -> None:
     )
     assert len(result.output.strip().splitlines()) == 1
     assert hub_file.read_text() == before and not state_path(project, "jetstream2").exists()
+
+
+# --- what is refused before anyone is drained ------------------------------------------------------
+
+
+def cli(project: Path, *args: str) -> Any:
+    return CliRunner().invoke(app, ["upgrade", "jetstream2", *args, "--yes", "-C", str(project)])
+
+
+def untouched(project: Path) -> dict[str, str]:
+    return {
+        "hub": (project / "binderhub" / "Pulumi.jetstream2.yaml").read_text(),
+        "cluster": (project / "Pulumi.jetstream2.yaml").read_text(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--image", CURRENT],
+            f"error: --image: jetstream2 already runs {CURRENT} and chart 0.16.0: nothing to upgrade, nothing changed",
+        ),
+        (
+            ["--image", CURRENT, "--chart-version", "0.16.0"],
+            f"error: --image: jetstream2 already runs {CURRENT} and chart 0.16.0: nothing to upgrade, nothing changed",
+        ),
+        (
+            [],
+            "error: upgrade needs --image IMAGE, --chart-version VERSION or both: the only two settings an "
+            "upgrade carries to a running cluster",
+        ),
+        (
+            ["--chart-version", "v0.17"],
+            "error: --chart-version (cluster.capi_helm_chart_version): 'v0.17' is not an exact version: three "
+            "numbers without a 'v', e.g. 0.16.0 (the capi_helm_chart_version label of the cloud's templates)",
+        ),
+        (
+            # Autoscaling is on in the shipped site: the chart must stay the cloud's own.
+            ["--chart-version", "0.17.0"],
+            "error: --chart-version (cluster.capi_helm_chart_version): '0.17.0' differs from the '0.16.0' that "
+            "jetstream2's own templates use; the cluster autoscaler only works when they match.",
+        ),
+        (["--image", IMAGE, "--deadline", "-1"], "error: --deadline: must be 0 or more minutes, got -1"),
+        (
+            ["--image", IMAGE, "--rollout-timeout", "-5"],
+            "error: --rollout-timeout: must be 0 or more minutes, got -5",
+        ),
+    ],
+)
+def test_cli_refuses_a_no_op_and_bad_options_in_one_line_with_nothing_changed(
+    project: Path, args: list[str], message: str
+) -> None:
+    before = untouched(project)
+    result = cli(project, *args, "--skip-preflight")
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(message), result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert untouched(project) == before and not state_path(project, "jetstream2").exists()
+
+
+def test_cli_without_a_kubeconfig_stops_before_draining(project: Path, tmp_path: Path) -> None:
+    before = untouched(project)
+    missing = tmp_path / "absent.yaml"
+    result = cli(project, "--image", IMAGE, "--skip-preflight", "--kubeconfig", str(missing))
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: no kubeconfig at {missing}: write it with `jetstream-binderhub kubeconfig SITE` (or pass --kubeconfig)"
+    )
+    assert untouched(project) == before and not state_path(project, "jetstream2").exists()
+
+
+@pytest.mark.parametrize(
+    ("answer", "exit_code", "message"),
+    [
+        (
+            Answer(status=401),
+            5,
+            r"error: the API server at http://127\.0\.0\.1:\d+ refused the kubeconfig's credentials \(401\); write a "
+            r"fresh kubeconfig with `jetstream-binderhub kubeconfig SITE --force`",
+        ),
+        (
+            Answer(status=403),
+            5,
+            r"error: the kubeconfig's user may not list nodes at http://127\.0\.0\.1:\d+ \(403\); use the "
+            r"cluster's admin kubeconfig",
+        ),
+    ],
+)
+def test_cli_refused_credentials_stop_before_draining_in_one_line(
+    project: Path, tmp_path: Path, answer: Answer, exit_code: int, message: str
+) -> None:
+    before = untouched(project)
+    with fake_kube.serving(answer) as kube:
+        config = kube.kubeconfig(tmp_path / "k")
+        result = cli(project, "--image", IMAGE, "--skip-preflight", "--kubeconfig", str(config))
+    assert result.exit_code == exit_code, result.output
+    assert re.fullmatch(message + ".*", result.output.strip())
+    assert len(result.output.strip().splitlines()) == 1 and fake_kube.TOKEN not in result.output
+    assert untouched(project) == before and not state_path(project, "jetstream2").exists()
+
+
+def test_an_unreachable_or_silent_api_server_is_one_line_naming_what_to_check(tmp_path: Path) -> None:
+    import socket
+
+    from jetstream_binderhub.ops.rollout import ClusterTimedOut, ClusterUnreachable
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    down = FakeKube(url=f"http://127.0.0.1:{port}")
+    with pytest.raises(
+        ClusterUnreachable,
+        match=rf"cannot reach the cluster's API server at http://127\.0\.0\.1:{port} \(\w+\); check the network "
+        r"and that the kubeconfig is this site's",
+    ) as unreachable:
+        read_node_list(down.kubeconfig(tmp_path / "k"), timeout_seconds=2)
+    assert unreachable.value.exit_code == 14
+    with (
+        fake_kube.serving(Answer(stall_seconds=3)) as silent,
+        pytest.raises(
+            ClusterTimedOut,
+            match=r"the API server at http://127\.0\.0\.1:\d+ did not answer within 0\.5 s; check the network "
+            r"and the cluster's API load balancer",
+        ) as timed_out,
+    ):
+        read_node_list(silent.kubeconfig(tmp_path / "k2"), timeout_seconds=0.5)
+    assert timed_out.value.exit_code == 13
+
+
+def test_cli_runs_preflight_with_the_new_image_first_and_stops_on_a_shortfall(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jetstream_binderhub.ops import preflight
+
+    asked: list[Any] = []
+
+    def short(site: str, project_dir: Path, **kwargs: Any) -> preflight.PreflightResult:
+        asked.append(kwargs["upgrade_to"])
+        need = preflight.Need(
+            instances=13,
+            cores=0,
+            ram_mb=0,
+            volumes=0,
+            gigabytes=0,
+            floating_ips=0,
+            load_balancers=0,
+            security_groups=0,
+            explanation={},
+        )
+        check = preflight.Check(
+            area="image", name="image", ok=False, message=f"image {IMAGE} is not on the cloud"
+        )
+        return preflight.PreflightResult(site=site, project_id="p", auth_url="", need=need, checks=[check])
+
+    monkeypatch.setattr(preflight, "preflight_site", short)
+    before = untouched(project)
+    result = cli(project, "--image", IMAGE)
+    assert result.exit_code == 16
+    assert asked == [(IMAGE, None)]
+    assert f"error: preflight: image image: image {IMAGE} is not on the cloud" in result.output
+    assert "nothing was drained" in result.output
+    assert untouched(project) == before and not state_path(project, "jetstream2").exists()
+
+
+def test_preflight_runs_before_the_drain_on_a_fresh_run_only(
+    project: Path, hub: FakeBinderHub, kube: FakeKube
+) -> None:
+    asked: list[tuple[str | None, str | None]] = []
+    apply = Recorder(project, fail_at=1)
+    with pytest.raises(Stop):
+        run(project, hub, kube, apply, preflight=lambda image, chart: asked.append((image, chart)))
+    assert asked == [(IMAGE, None)] and len(apply.calls) == 1
+    run(project, hub, kube, Recorder(project), preflight=lambda image, chart: asked.append((image, chart)))
+    assert asked == [(IMAGE, None)]  # the re-run resumes: the users were already turned away
+
+
+# --- chart version ---------------------------------------------------------------------------------
+
+
+def fixed_size_site(project: Path) -> None:
+    """The shipped site without autoscaling: then its chart version may differ from the cloud's."""
+    path = project / "Pulumi.jetstream2.yaml"
+    text = path.read_text()
+    text = text.replace(
+        "        max_count: 10\n        autoscale: true\n", "        max_count: 1\n        autoscale: false\n"
+    )
+    text = text.replace("    autoscaling: true\n", "    autoscaling: false\n")
+    path.write_text(text)
+
+
+def chart(project: Path) -> Any:
+    return safe_load((project / "Pulumi.jetstream2.yaml").read_text())["config"][
+        "jetstream-binderhub:cluster"
+    ].get("capi_helm_chart_version")
+
+
+def test_a_chart_version_alone_is_applied_and_the_image_left_to_the_profile(
+    project: Path, hub: FakeBinderHub
+) -> None:
+    fixed_size_site(project)
+    apply = Recorder(project)
+    with fake_kube.serving(recorded("v1.33.2")) as kube:
+        result, said = run(project, hub, kube, apply, image=None, chart_version="0.17.0")
+    assert [c[0] for c in apply.calls] == [Layer.BINDERHUB, Layer.CLUSTER, Layer.BINDERHUB]
+    assert chart(project) == "0.17.0" and image(project) is None
+    assert (
+        f"3/5 apply: cluster.capi_helm_chart_version -> 0.17.0 in {project / 'Pulumi.jetstream2.yaml'}; "
+        "applying cluster (rolls every node group)"
+    ) in said
+    # The image stays, so the nodes are followed to the version they run.
+    assert result.target_version == "v1.33.2" and "4/5 rollout: all 6 nodes run v1.33.2 and are Ready" in said
+    assert said[-1] == "upgraded jetstream2 to chart 0.17.0"
+
+
+def test_an_image_and_a_chart_version_together(project: Path, hub: FakeBinderHub, kube: FakeKube) -> None:
+    fixed_size_site(project)
+    result, said = run(project, hub, kube, Recorder(project), chart_version="0.17.0")
+    assert chart(project) == "0.17.0" and image(project) == IMAGE
+    assert said[-1] == f"upgraded jetstream2 to {IMAGE} and chart 0.17.0"
+    assert result.target_version == NEW
+
+
+# --- following the rollout -------------------------------------------------------------------------
+
+
+ROLLING = [
+    recorded(),  # before the drain: the API answers, every node on the old version
+    # The control plane adds its new server first (maxSurge 1); the user group loses one node first
+    # (maxSurge 0, maxUnavailable 1); default-worker and gpu not started.
+    node_list(
+        node("control-plane", "cp-old", "v1.33.2"),
+        node("control-plane", "cp-new", NEW, ready=False),
+        node("default-worker", "dw-old", "v1.33.2"),
+        node("user-m3-large", "user-old-1", "v1.33.2"),
+        node("user-m3-large", "user-old-2", "v1.33.2"),
+        node("gpu", "gpu-old", "v1.33.2"),
+    ),
+    # The user group's first replacement joined; default-worker (min 1) has lost its only node.
+    node_list(
+        node("control-plane", "cp-new", NEW),
+        node("user-m3-large", "user-new-1", NEW),
+        node("user-m3-large", "user-old-2", "v1.33.2"),
+        node("gpu", "gpu-old", "v1.33.2"),
+    ),
+    # Every node on the new version, one of them not Ready yet; default-worker still has none.
+    node_list(
+        node("control-plane", "cp-new", NEW),
+        node("user-m3-large", "user-new-1", NEW),
+        node("user-m3-large", "user-new-2", NEW, ready=False),
+        node("gpu", "gpu-new", NEW),
+    ),
+    # Every node new and Ready, but default-worker below its floor: its replacement is still joining.
+    node_list(
+        node("control-plane", "cp-new", NEW),
+        node("user-m3-large", "user-new-1", NEW),
+        node("user-m3-large", "user-new-2", NEW),
+        node("gpu", "gpu-new", NEW),
+    ),
+    node_list(
+        node("control-plane", "cp-new", NEW),
+        node("default-worker", "dw-new", NEW),
+        node("user-m3-large", "user-new-1", NEW),
+        node("user-m3-large", "user-new-2", NEW),
+        node("gpu", "gpu-new", NEW),
+    ),
+]
+
+
+def test_the_rollout_is_followed_per_group_until_every_node_is_new_and_ready(
+    project: Path, hub: FakeBinderHub
+) -> None:
+    apply = Recorder(project)
+    with fake_kube.serving(*ROLLING) as kube:
+        result, said = run(project, hub, kube, apply)
+    assert [line for line in said if line.startswith("4/5")] == [
+        "4/5 rollout: control-plane: 0/2 on v1.34.1 and Ready (1 on another version, 1 NotReady)",
+        "4/5 rollout: default-worker: 0/1 on v1.34.1 and Ready (1 on another version)",
+        "4/5 rollout: gpu: 0/1 on v1.34.1 and Ready (1 on another version)",
+        "4/5 rollout: user-m3-large: 0/2 on v1.34.1 and Ready (2 on another version)",
+        "4/5 rollout: control-plane: 1/1 on v1.34.1 and Ready",
+        "4/5 rollout: default-worker: 0/0 on v1.34.1 and Ready (1 missing below its minimum of 1)",
+        "4/5 rollout: user-m3-large: 1/2 on v1.34.1 and Ready (1 on another version)",
+        "4/5 rollout: gpu: 1/1 on v1.34.1 and Ready",
+        "4/5 rollout: user-m3-large: 1/2 on v1.34.1 and Ready (1 NotReady)",
+        "4/5 rollout: user-m3-large: 2/2 on v1.34.1 and Ready",
+        "4/5 rollout: default-worker: 1/1 on v1.34.1 and Ready",
+        "4/5 rollout: all 5 nodes run v1.34.1 and are Ready",
+    ]
+    # Read with the kubeconfig's credentials: once before the drain, then once per poll.
+    assert len(kube.requests) == 6 and {auth for _, auth in kube.requests} == {f"Bearer {fake_kube.TOKEN}"}
+    # The quota came back only after the rollout.
+    assert said.index("4/5 rollout: all 5 nodes run v1.34.1 and are Ready") < next(
+        i for i, line in enumerate(said) if line.startswith("5/5 restore")
+    )
+    assert [c[0] for c in apply.calls][-1] is Layer.BINDERHUB and result.target_version == NEW
+
+
+def test_a_rollout_past_its_timeout_fails_in_one_line_naming_the_groups_still_rolling_and_resumes(
+    project: Path, hub: FakeBinderHub
+) -> None:
+    stuck = ROLLING[2]
+    with fake_kube.serving(recorded(), stuck) as kube, pytest.raises(RolloutTimedOut) as timed_out:
+        run(project, hub, kube, Recorder(project), rollout=1)
+    message = str(timed_out.value)
+    assert message.startswith(
+        "rollout: not finished after 1 min, still rolling: default-worker: 0/0 on v1.34.1 and Ready (1 missing "
+        "below its minimum of 1); gpu: 0/1 on v1.34.1 and Ready (1 on another version); user-m3-large: 1/2 on "
+        "v1.34.1 and Ready (1 on another version). Launches stay drained"
+    )
+    assert "\n" not in message and timed_out.value.exit_code == 13
+    state = state_path(project, "jetstream2")
+    assert str(state) in message and quota(project) == 0 and image(project) == IMAGE
+    # A re-run with a longer timeout follows the rollout again, then restores the quota.
+    apply = Recorder(project)
+    with fake_kube.serving(stuck, ROLLING[-1]) as kube:
+        result, said = run(project, hub, kube, apply, rollout=30)
+    assert said[0].startswith(f"resuming the upgrade of jetstream2 to {IMAGE} at rollout")
+    assert "4/5 rollout: the timeout is now 30 min from the start of the rollout" in said
+    assert "4/5 rollout: all 5 nodes run v1.34.1 and are Ready" in said
+    assert [c[0] for c in apply.calls] == [Layer.BINDERHUB] and quota(project) == 60
+    assert result.resumed_at == "rollout" and not state.exists()
+
+
+def test_an_interrupted_rollout_resumes_there(project: Path, hub: FakeBinderHub, kube: FakeKube) -> None:
+    reads = [0]
+    kubeconfig = kube.kubeconfig(project / "kubeconfig")
+
+    def interrupted() -> Any:
+        reads[0] += 1
+        if reads[0] == 2:  # the first read of the rollout step
+            raise Stop
+        return read_node_list(kubeconfig)
+
+    with pytest.raises(Stop):
+        run(project, hub, kube, Recorder(project), nodes=interrupted)
+    apply = Recorder(project)
+    result, said = run(project, hub, kube, apply)
+    assert said[0].startswith(f"resuming the upgrade of jetstream2 to {IMAGE} at rollout")
+    assert result.resumed_at == "rollout" and [c[0] for c in apply.calls] == [Layer.BINDERHUB]
+
+
+# --- a re-run with another deadline ------------------------------------------------------------------
+
+
+def test_a_rerun_in_the_wait_uses_the_new_deadline_counted_from_the_waits_start(
+    project: Path, hub: FakeBinderHub, kube: FakeKube
+) -> None:
+    polls = [0]
+
+    def health_then_stop() -> Any:
+        polls[0] += 1
+        if polls[0] == 3:
+            raise Stop
+        return read_health(hub.url)
+
+    with pytest.raises(Stop):
+        run(project, hub, kube, Recorder(project), deadline=60, sessions=[3, 3], health=health_then_stop)
+    # Re-run two minutes after the wait started: 10 minutes from its start leave 8.
+    result, said = run(
+        project, hub, kube, Recorder(project), deadline=10, sessions=[0], start=1_000_000.0 + 120
+    )
+    assert [line for line in said if line.startswith("2/5")] == [
+        "2/5 wait: the deadline is now 10 min from the start of the wait",
+        "2/5 wait: 3 sessions running, 8.0 min to the deadline",
+        "2/5 wait: 0 sessions running",
+    ]
+    assert result.resumed_at == "wait"
+
+
+def test_a_rerun_without_a_deadline_keeps_the_recorded_one(
+    project: Path, hub: FakeBinderHub, kube: FakeKube
+) -> None:
+    with pytest.raises(Stop):
+        run(project, hub, kube, Recorder(project, fail_at=1), deadline=1, sessions=[2])
+    state = safe_load(state_path(project, "jetstream2").read_text())
+    assert state["wait_minutes"] == 1
+    result, said = run(project, hub, kube, Recorder(project), deadline=None)
+    assert result.resumed_at == "apply"
+    assert not any("the deadline is now" in line for line in said)

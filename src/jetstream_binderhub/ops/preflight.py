@@ -110,14 +110,27 @@ class PreflightResult(_Out):
 # --- what the site needs ---------------------------------------------------------------------------
 
 
-def site_need(cluster: ClusterStackConfig, hub: HubStackConfig | None, profile: Profile) -> Need:
-    """Every group at max_count, plus what the driver and the BinderHub layer add."""
+UPGRADE_SURGE = 1
+"""Extra control-plane servers while an upgrade rolls: capi-helm-charts 0.16.0 gives the
+KubeadmControlPlane `rolloutStrategy.rollingUpdate.maxSurge: 1` (a new server before an old one
+goes), while node groups' MachineDeployments roll with `maxSurge: 0, maxUnavailable: 1`, inside
+their size (azimuth-cloud/capi-helm-charts charts/openstack-cluster/values.yaml, node-group/
+machine-deployment.yaml); magnum-capi-helm 1.4.0 overrides neither."""
+
+
+def site_need(
+    cluster: ClusterStackConfig, hub: HubStackConfig | None, profile: Profile, *, upgrade: bool = False
+) -> Need:
+    """Every group at max_count, plus what the driver and the BinderHub layer add; `upgrade`: plus
+    the control-plane server the rollout adds while it replaces the old ones."""
     c = cluster.cluster
     groups = [
         ("control plane", c.control_plane.flavor, c.control_plane.count),
         ("default-worker", c.default_worker.flavor, c.default_worker.max_count),
         *((g.name, g.flavor, g.upper) for g in c.node_groups),
     ]
+    if upgrade:
+        groups.append(("upgrade surge", c.control_plane.flavor, UPGRADE_SURGE))
     instances = sum(count for _, _, count in groups)
     cores = ram_mb = 0
     unknown = []
@@ -134,7 +147,13 @@ def site_need(cluster: ClusterStackConfig, hub: HubStackConfig | None, profile: 
     volumes = (instances if boot else 0) + (HUB_VOLUMES if has_hub else 0) + len(support)
     gigabytes = (instances * boot if boot else 0) + (HUB_VOLUME_GB if has_hub else 0) + sum(support.values())
     explanation = {
-        "instances": f"{' + '.join(f'{n} {count}' for n, _, count in groups)} (every group at max_count)",
+        "instances": f"{' + '.join(f'{n} {count}' for n, _, count in groups)} (every group at max_count; "
+        + (
+            "the upgrade surge is one more control-plane server while it rolls; node groups roll inside "
+            "their size, one node down at a time)"
+            if upgrade
+            else "an upgrade needs one more control-plane server while it rolls, counted by `upgrade`)"
+        ),
         "cores": "vCPUs of those instances by the profile's flavors"
         + (f"; not counted (custom flavors): {', '.join(unknown)}" if unknown else ""),
         "ram_mb": "RAM of those instances",
@@ -318,9 +337,10 @@ def preflight(
     *,
     site: str,
     connect: Callable[[], Connection],
+    upgrade: bool = False,
 ) -> PreflightResult:
     """Every check, each one answered; errors reaching the cloud raise :class:`PreflightProblem`."""
-    need = site_need(cluster, hub, profile)
+    need = site_need(cluster, hub, profile, upgrade=upgrade)
     conn = connect()
     try:
         project_id = str(conn.current_project_id)
@@ -405,8 +425,15 @@ def connect_from_environment(env: Mapping[str, str]) -> Connection:
 
 
 def preflight_site(
-    site: str, project_dir: Path, *, env: Mapping[str, str], connect: Callable[[], Connection] | None = None
+    site: str,
+    project_dir: Path,
+    *,
+    env: Mapping[str, str],
+    connect: Callable[[], Connection] | None = None,
+    upgrade_to: tuple[str | None, str | None] | None = None,
 ) -> PreflightResult:
+    """`upgrade_to` (image, chart version; None: unchanged): check the site as an upgrade makes it,
+    the rollout's extra control-plane server counted."""
     from jetstream_binderhub.config.cluster import resolve_defaults
     from jetstream_binderhub.config.hub import parse_hub_stack
     from jetstream_binderhub.config.stackfile import HUB_PROJECT, read_stack_file
@@ -416,6 +443,11 @@ def preflight_site(
     _, cluster = load_cluster_file(project_dir, site)
     profile = load_profile(cluster.profile)
     cluster = resolve_defaults(cluster, profile)
+    if upgrade_to is not None:
+        image, chart = upgrade_to
+        changed = {"image": image} if image else {}
+        changed |= {"capi_helm_chart_version": chart} if chart else {}
+        cluster = cluster.model_copy(update={"cluster": cluster.cluster.model_copy(update=changed)})
     hub = None
     hub_path = hub_stack_path(project_dir, site)
     if hub_path.is_file():
@@ -425,5 +457,10 @@ def preflight_site(
             node_groups=cluster.cluster.label_values(),
         )
     return preflight(
-        cluster, hub, profile, site=site, connect=connect or (lambda: connect_from_environment(env))
+        cluster,
+        hub,
+        profile,
+        site=site,
+        connect=connect or (lambda: connect_from_environment(env)),
+        upgrade=upgrade_to is not None,
     )
