@@ -673,3 +673,54 @@ def test_a_rerun_without_a_deadline_keeps_the_recorded_one(
     result, said = run(project, hub, kube, Recorder(project), deadline=None)
     assert result.resumed_at == "apply"
     assert not any("the deadline is now" in line for line in said)
+
+
+def test_a_blip_of_the_api_server_during_the_rollout_is_waited_out(project: Path, hub: FakeBinderHub) -> None:
+    # While the control plane rolls, its load balancer changes members: a read may fail in between.
+    with fake_kube.serving(
+        recorded(), ROLLING[1], Answer(status=503), Answer(status=503), ROLLING[-1]
+    ) as kube:
+        result, said = run(project, hub, kube, Recorder(project))
+    rollout = [line for line in said if line.startswith("4/5")]
+    assert rollout[4].startswith(
+        "4/5 rollout: cannot read the nodes now, trying again every 30 s: the API server at http://127.0.0.1:"
+    )
+    assert rollout[5:7] == [
+        "4/5 rollout: the nodes can be read again",
+        "4/5 rollout: control-plane: 1/1 on v1.34.1 and Ready",
+    ]
+    assert rollout[-1] == "4/5 rollout: all 5 nodes run v1.34.1 and are Ready"
+    assert sum("cannot read the nodes" in line for line in said) == 1
+    assert quota(project) == 60 and result.target_version == NEW
+
+
+def test_a_rollout_whose_nodes_cannot_be_read_times_out_saying_so(project: Path, hub: FakeBinderHub) -> None:
+    unreadable = r"rollout: not finished after 1 min, the nodes could not be read \(the API server at "
+    with (
+        fake_kube.serving(recorded(), Answer(status=503)) as kube,
+        pytest.raises(RolloutTimedOut, match=unreadable + r"http://127\.0\.0\.1:\d+ answered HTTP 503"),
+    ):
+        run(project, hub, kube, Recorder(project), rollout=1)
+    assert quota(project) == 0 and state_path(project, "jetstream2").exists()
+
+
+def test_refused_credentials_during_the_rollout_stop_at_once(project: Path, hub: FakeBinderHub) -> None:
+    from jetstream_binderhub.ops.rollout import ClusterAuthFailed
+
+    with (
+        fake_kube.serving(recorded(), Answer(status=401)) as kube,
+        pytest.raises(ClusterAuthFailed, match=r"refused the kubeconfig's credentials \(401\)"),
+    ):
+        run(project, hub, kube, Recorder(project))
+    assert quota(project) == 0 and state_path(project, "jetstream2").exists()
+
+
+def test_cli_an_unusable_kubeconfig_is_one_line_naming_the_file_never_its_content(
+    project: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "kubeconfig"
+    broken.write_text("client-key-data: c2VjcmV0LWtleQ==\n")
+    result = cli(project, "--image", IMAGE, "--skip-preflight", "--kubeconfig", str(broken))
+    assert result.exit_code == 2
+    assert result.output.startswith(f"error: {broken} is not a usable kubeconfig (")
+    assert "c2VjcmV0" not in result.output and len(result.output.strip().splitlines()) == 1

@@ -27,9 +27,15 @@ from jetstream_binderhub.naming import NODE_GROUP_LABEL
 
 
 class ClusterUnreachable(NodeListError):
-    """The API server did not answer, or the kubeconfig is not usable; nothing changed."""
+    """The API server could not be reached, or answered with an error other than 401/403."""
 
     exit_code = 14
+
+
+class KubeconfigUnusable(NodeListError):
+    """The kubeconfig file cannot be used (not YAML, no current context, unreadable)."""
+
+    exit_code = 2
 
 
 class ClusterAuthFailed(NodeListError):
@@ -149,7 +155,7 @@ def read_node_list(kubeconfig: Path, *, timeout_seconds: float = 30) -> Any:
         api = config.new_client_from_config(config_file=str(kubeconfig))
     except (config.ConfigException, OSError, ValueError, TypeError) as exc:
         # The message names the file, never its content (the kubeconfig holds the client key).
-        raise ClusterUnreachable(
+        raise KubeconfigUnusable(
             f"{kubeconfig} is not a usable kubeconfig ({type(exc).__name__}); write a fresh one with "
             "`jetstream-binderhub kubeconfig SITE --force`"
         ) from None

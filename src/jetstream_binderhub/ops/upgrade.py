@@ -257,7 +257,14 @@ def upgrade(
     """
     from jetstream_binderhub.config.cluster import kube_version_of
     from jetstream_binderhub.config.stackfile import CLUSTER_PROJECT, HUB_PROJECT, edit_stack_file
-    from jetstream_binderhub.ops.rollout import RolloutTimedOut, node_statuses, rollout_status
+    from jetstream_binderhub.ops.rollout import (
+        ClusterTimedOut,
+        ClusterUnreachable,
+        GroupRollout,
+        RolloutTimedOut,
+        node_statuses,
+        rollout_status,
+    )
 
     for option, minutes in (("--deadline", deadline_minutes), ("--rollout-timeout", rollout_minutes)):
         if minutes is not None and minutes < 0:
@@ -380,25 +387,45 @@ def upgrade(
                 state.rollout_until, state.rollout_minutes = until, minutes
                 _save_state(state_file, state)
             shown: dict[str, str] = {}
+            rolling: list[GroupRollout] = []
+            unread: str | None = None
             while True:
-                groups = rollout_status(node_statuses(read_nodes()), target, node_floors)
-                for g in groups:
-                    line = g.describe(target)
-                    if shown.get(g.group) != line:  # only what moved: a poll every 30 s for an hour
-                        say(f"4/5 rollout: {line}")
-                        shown[g.group] = line
-                rolling = [g for g in groups if not g.done]
-                if not rolling:
-                    nodes = sum(g.nodes for g in groups)
-                    say(f"4/5 rollout: all {nodes} nodes run {target} and are Ready")
-                    break
+                try:
+                    groups = rollout_status(node_statuses(read_nodes()), target, node_floors)
+                except (ClusterUnreachable, ClusterTimedOut) as exc:
+                    # The API's load balancer changes members while the control plane rolls: a read
+                    # that fails then is expected, and the next one usually works. Refused
+                    # credentials and a missing kubeconfig still stop at once.
+                    if unread is None:
+                        say(
+                            f"4/5 rollout: cannot read the nodes now, trying again every {poll_seconds:g} s: {exc}"
+                        )
+                    unread = str(exc)
+                else:
+                    if unread is not None:
+                        say("4/5 rollout: the nodes can be read again")
+                    unread = None
+                    for g in groups:
+                        line = g.describe(target)
+                        if shown.get(g.group) != line:  # only what moved: a poll every 30 s for an hour
+                            say(f"4/5 rollout: {line}")
+                            shown[g.group] = line
+                    rolling = [g for g in groups if not g.done]
+                    if not rolling:
+                        nodes = sum(g.nodes for g in groups)
+                        say(f"4/5 rollout: all {nodes} nodes run {target} and are Ready")
+                        break
                 left = until - clock()
                 if left <= 0:
+                    where = (
+                        f"the nodes could not be read ({unread})"
+                        if unread is not None
+                        else "still rolling: " + "; ".join(g.describe(target) for g in rolling)
+                    )
                     raise RolloutTimedOut(
-                        f"rollout: not finished after {minutes:g} min, still rolling: "
-                        + "; ".join(g.describe(target) for g in rolling)
-                        + f". Launches stay drained; check `openstack coe cluster show` and `kubectl get nodes`, "
-                        f"then re-run with a longer --rollout-timeout to keep following ({state_file})"
+                        f"rollout: not finished after {minutes:g} min, {where}. Launches stay drained; check "
+                        "`openstack coe cluster show` and `kubectl get nodes`, then re-run with a longer "
+                        f"--rollout-timeout to keep following ({state_file})"
                     )
                 sleep(min(poll_seconds, left))
         finish("rollout")
