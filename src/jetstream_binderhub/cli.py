@@ -1000,6 +1000,10 @@ def upgrade(
             show_default=False,
         ),
     ] = None,
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", help="Print the result as JSON on stdout; the steps go to stderr."),
+    ] = False,
     backend: BackendOpt = None,
     project_dir: ProjectDirOpt = None,
 ) -> None:
@@ -1043,7 +1047,10 @@ def upgrade(
             confirm=None if yes else _confirm_up(site, s.progress),
         )
         for line in _summary_lines(result):
-            typer.echo(f"  {line}")
+            say(f"  {line}")
+
+    def say(line: str) -> None:
+        typer.echo(line, err=json_output)
 
     def check_cloud(new_image: str | None, new_chart: str | None) -> None:
         checked = _preflight(site, project_dir, upgrade_to=(new_image, new_chart))
@@ -1051,7 +1058,7 @@ def upgrade(
             checked,
             hint="(the cloud would refuse the upgrade; nothing was drained. Fix these, or pass --skip-preflight)",
         )
-        typer.echo(f"preflight: {len(checked.checks)} checks passed (the rollout's extra server counted)")
+        say(f"preflight: {len(checked.checks)} checks passed (the rollout's extra server counted)")
 
     target: list[str] = [url] if url is not None else []
 
@@ -1060,7 +1067,7 @@ def upgrade(
             target.append(_site_url(site, project_dir, backend))
         return read_health(target[0])
 
-    run_or_exit(
+    result = run_or_exit(
         lambda: upgrade_site(
             site,
             root,
@@ -1072,10 +1079,12 @@ def upgrade(
             preflight=None if skip_preflight else check_cloud,
             deadline_minutes=deadline,
             rollout_minutes=rollout_timeout,
-            say=typer.echo,
+            say=say,
         ),
         site_hint=hint,
     )
+    if json_output:
+        sys.stdout.write(json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
 
 
 @app.command(short_help="Check the allocation holds the site at its largest size.")

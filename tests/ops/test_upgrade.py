@@ -724,3 +724,57 @@ def test_cli_an_unusable_kubeconfig_is_one_line_naming_the_file_never_its_conten
     assert result.exit_code == 2
     assert result.output.startswith(f"error: {broken} is not a usable kubeconfig (")
     assert "c2VjcmV0" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+class FakeSite:
+    """What the CLI's `upgrade` asks of a Site: `up` one layer (recorded with the files as they were)."""
+
+    progress = None
+
+    def __init__(self, project: Path) -> None:
+        self.recorder = Recorder(project)
+
+    def up(self, layer: str, *, allow_upgrade: bool, confirm: object) -> Any:
+        from jetstream_binderhub.automation.results import SiteResult
+
+        self.recorder(Layer(layer), allow_upgrade)
+        return SiteResult("jetstream2", "up", (), notes=(f"{layer} applied",))
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_cli_runs_every_step_to_the_end(
+    project: Path, hub: FakeBinderHub, kube: FakeKube, monkeypatch: pytest.MonkeyPatch, json_output: bool
+) -> None:
+    import json
+
+    import jetstream_binderhub.cli as cli_module
+
+    site = FakeSite(project)
+    monkeypatch.setattr(cli_module, "_open_site", lambda *_: site)
+    hub.script.health_body = health_body(0)
+    config = kube.kubeconfig(project / "kubeconfig")
+    result = cli(
+        project,
+        "--image",
+        IMAGE,
+        "--skip-preflight",
+        "--url",
+        hub.url,
+        "--kubeconfig",
+        str(config),
+        *(["--json"] if json_output else []),
+    )
+    assert result.exit_code == 0, result.output
+    assert [(c[0], c[1]) for c in site.recorder.calls] == [
+        (Layer.BINDERHUB, False),
+        (Layer.CLUSTER, True),
+        (Layer.BINDERHUB, False),
+    ]
+    steps = result.stderr if json_output else result.stdout
+    assert "2/5 wait: 0 sessions running" in steps and "  note: cluster applied" in steps
+    assert "4/5 rollout: all 6 nodes run v1.34.1 and are Ready" in steps
+    assert steps.rstrip().endswith(f"upgraded jetstream2 to {IMAGE}")
+    if json_output:
+        data = json.loads(result.stdout)
+        assert data["image"] == IMAGE and data["target_version"] == NEW and data["restored_total_quota"] == 60
+    assert quota(project) == 60 and image(project) == IMAGE
