@@ -125,29 +125,11 @@ def read_cluster_nodes(kubeconfig: Path, *, timeout_seconds: float = 30) -> list
             f"no kubeconfig at {kubeconfig}: write it with `jetstream-binderhub kubeconfig SITE`, or pass "
             "--nodes with the output of `kubectl get nodes -o json`"
         )
-    # Imported here: the Kubernetes client is large and only this command needs it.
-    import urllib3.exceptions
-    from kubernetes import client, config
-    from kubernetes.client.exceptions import ApiException
+    # The one NodeList reader (ops.rollout): unreachable, refused credentials (401/403) and timeouts
+    # are each one line with what to check, and their own exit codes.
+    from jetstream_binderhub.ops.rollout import read_node_list
 
-    try:
-        api = config.new_client_from_config(config_file=str(kubeconfig))
-    except (config.ConfigException, OSError, ValueError, TypeError) as exc:
-        # The message names the file, never its content (the kubeconfig holds the client key).
-        raise NodeListError(f"{kubeconfig} is not a usable kubeconfig ({type(exc).__name__})") from None
-    try:
-        with api:
-            # Unparsed: the raw v1 NodeList, the same document `kubectl get nodes -o json` prints.
-            response: Any = client.CoreV1Api(api).list_node(
-                _preload_content=False, _request_timeout=timeout_seconds
-            )
-            doc = json.loads(response.data)
-    except ApiException as exc:
-        raise NodeListError(f"the cluster refused to list nodes: HTTP {exc.status} {exc.reason}") from None
-    except urllib3.exceptions.HTTPError as exc:
-        raise NodeListError(f"cannot reach the cluster's API server: {type(exc).__name__}") from None
-    except json.JSONDecodeError:
-        raise NodeListError("the API server's answer to GET /api/v1/nodes is not JSON") from None
+    doc = read_node_list(kubeconfig, timeout_seconds=timeout_seconds)
     return nodes_from_list(doc)
 
 

@@ -778,3 +778,16 @@ def test_cli_runs_every_step_to_the_end(
         data = json.loads(result.stdout)
         assert data["image"] == IMAGE and data["target_version"] == NEW and data["restored_total_quota"] == 60
     assert quota(project) == 60 and image(project) == IMAGE
+
+
+def test_cost_reads_the_nodes_with_the_same_reader_and_its_one_line_errors(
+    project: Path, tmp_path: Path
+) -> None:
+    with fake_kube.serving(Answer(status=403)) as kube:
+        config = kube.kubeconfig(tmp_path / "k")
+        result = CliRunner().invoke(
+            app, ["cost", "jetstream2", "--kubeconfig", str(config), "-C", str(project)]
+        )
+    assert result.exit_code == 5, result.output
+    assert result.output.startswith("error: the kubeconfig's user may not list nodes at http://127.0.0.1:")
+    assert len(result.output.strip().splitlines()) == 1
