@@ -118,19 +118,14 @@ their size (azimuth-cloud/capi-helm-charts charts/openstack-cluster/values.yaml,
 machine-deployment.yaml); magnum-capi-helm 1.4.0 overrides neither."""
 
 
-def site_need(
-    cluster: ClusterStackConfig, hub: HubStackConfig | None, profile: Profile, *, upgrade: bool = False
-) -> Need:
-    """Every group at max_count, plus what the driver and the BinderHub layer add; `upgrade`: plus
-    the control-plane server the rollout adds while it replaces the old ones."""
+def site_need(cluster: ClusterStackConfig, hub: HubStackConfig | None, profile: Profile) -> Need:
+    """Every group at max_count, plus what the driver and the BinderHub layer add."""
     c = cluster.cluster
     groups = [
         ("control plane", c.control_plane.flavor, c.control_plane.count),
         ("default-worker", c.default_worker.flavor, c.default_worker.max_count),
         *((g.name, g.flavor, g.upper) for g in c.node_groups),
     ]
-    if upgrade:
-        groups.append(("upgrade surge", c.control_plane.flavor, UPGRADE_SURGE))
     instances = sum(count for _, _, count in groups)
     cores = ram_mb = 0
     unknown = []
@@ -148,12 +143,8 @@ def site_need(
     gigabytes = (instances * boot if boot else 0) + (HUB_VOLUME_GB if has_hub else 0) + sum(support.values())
     explanation = {
         "instances": f"{' + '.join(f'{n} {count}' for n, _, count in groups)} (every group at max_count; "
-        + (
-            "the upgrade surge is one more control-plane server while it rolls; node groups roll inside "
-            "their size, one node down at a time)"
-            if upgrade
-            else "an upgrade needs one more control-plane server while it rolls, counted by `upgrade`)"
-        ),
+        "an upgrade of the running site needs one more control-plane server while it rolls, checked by "
+        "`upgrade`)",
         "cores": "vCPUs of those instances by the profile's flavors"
         + (f"; not counted (custom flavors): {', '.join(unknown)}" if unknown else ""),
         "ram_mb": "RAM of those instances",
@@ -175,6 +166,37 @@ def site_need(
         load_balancers=API_LOAD_BALANCERS + (1 if has_hub else 0),
         security_groups=CLUSTER_SECURITY_GROUPS + (INGRESS_SECURITY_GROUPS if has_hub else 0),
         explanation=explanation,
+    )
+
+
+def upgrade_need(cluster: ClusterStackConfig, profile: Profile) -> Need:
+    """What an upgrade of the RUNNING site needs free: its servers, volumes, load balancers and
+    floating IPs are already in the cloud's usage, so only the control-plane server the rollout adds
+    before it removes an old one (node groups roll inside their size)."""
+    c = cluster.cluster
+    flavor = profile.flavor(c.control_plane.flavor)
+    boot = c.boot_volume_size_gb
+    surge = f"{UPGRADE_SURGE} control-plane server ({c.control_plane.flavor}) while the control plane rolls"
+    already = "the running site's own are in the cloud's usage already"
+    return Need(
+        instances=UPGRADE_SURGE,
+        cores=flavor.vcpus * UPGRADE_SURGE if flavor else 0,
+        ram_mb=int(flavor.ram_gb * 1024) * UPGRADE_SURGE if flavor else 0,
+        volumes=UPGRADE_SURGE if boot else 0,
+        gigabytes=UPGRADE_SURGE * boot if boot else 0,
+        floating_ips=0,
+        load_balancers=0,
+        security_groups=0,
+        explanation={
+            "instances": f"{surge}; node groups roll inside their size, one node down at a time; {already}",
+            "cores": "vCPUs of that server"
+            + ("" if flavor else f"; not counted (custom flavor {c.control_plane.flavor})"),
+            "ram_mb": "RAM of that server",
+            "volumes": f"its {boot} GB boot volume" if boot else "none: no boot volumes",
+            "floating_ips": already,
+            "load_balancers": already,
+            "security_groups": already,
+        },
     )
 
 
@@ -340,7 +362,7 @@ def preflight(
     upgrade: bool = False,
 ) -> PreflightResult:
     """Every check, each one answered; errors reaching the cloud raise :class:`PreflightProblem`."""
-    need = site_need(cluster, hub, profile, upgrade=upgrade)
+    need = upgrade_need(cluster, profile) if upgrade else site_need(cluster, hub, profile)
     conn = connect()
     try:
         project_id = str(conn.current_project_id)
@@ -432,8 +454,9 @@ def preflight_site(
     connect: Callable[[], Connection] | None = None,
     upgrade_to: tuple[str | None, str | None] | None = None,
 ) -> PreflightResult:
-    """`upgrade_to` (image, chart version; None: unchanged): check the site as an upgrade makes it,
-    the rollout's extra control-plane server counted."""
+    """`upgrade_to` (image, chart version; None: unchanged): check the running site as an upgrade
+    makes it: the new image and chart version on the cloud, and room for the rollout's extra
+    control-plane server (:func:`upgrade_need`)."""
     from jetstream_binderhub.config.cluster import resolve_defaults
     from jetstream_binderhub.config.hub import parse_hub_stack
     from jetstream_binderhub.config.stackfile import HUB_PROJECT, read_stack_file
