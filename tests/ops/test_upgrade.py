@@ -791,3 +791,13 @@ def test_cost_reads_the_nodes_with_the_same_reader_and_its_one_line_errors(
     assert result.exit_code == 5, result.output
     assert result.output.startswith("error: the kubeconfig's user may not list nodes at http://127.0.0.1:")
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_bare_rerun_resumes_the_unfinished_upgrade(
+    project: Path, hub: FakeBinderHub, kube: FakeKube
+) -> None:
+    with pytest.raises(Stop):
+        run(project, hub, kube, Recorder(project, fail_at=1))
+    result, said = run(project, hub, kube, Recorder(project), image=None)
+    assert said[0].startswith(f"resuming the upgrade of jetstream2 to {IMAGE} at apply")
+    assert result.image == IMAGE and image(project) == IMAGE and quota(project) == 60

@@ -269,11 +269,6 @@ def upgrade(
     for option, minutes in (("--deadline", deadline_minutes), ("--rollout-timeout", rollout_minutes)):
         if minutes is not None and minutes < 0:
             raise UpgradeError(f"{option}: must be 0 or more minutes, got {minutes:g}")
-    if image is None and chart_version is None:
-        raise UpgradeError(
-            "upgrade needs --image IMAGE, --chart-version VERSION or both: the only two settings an upgrade "
-            "carries to a running cluster"
-        )
     if image is not None:
         check_image(image, existing_template=existing_template)
     if chart_version is not None:
@@ -281,6 +276,11 @@ def upgrade(
     state = _load_state(state_file, site, image, chart_version)
     resumed_at: Step | None = None
     if state is None:
+        if image is None and chart_version is None:
+            raise UpgradeError(
+                "upgrade needs --image IMAGE, --chart-version VERSION or both: the only two settings an "
+                "upgrade carries to a running cluster"
+            )
         # A fresh run: only what differs from the site is an upgrade.
         new_image = image if image != current_image else None
         new_chart = chart_version if chart_version != current_chart_version else None
