@@ -1124,7 +1124,11 @@ def _preflight(
 
 def _print_preflight(result: PreflightResult) -> None:
     typer.echo(f"preflight {result.site} against {result.auth_url} (project {result.project_id})")
-    typer.echo(f"    {'':<14}{'':<24}{'need':>10}{'free':>10}{'limit':>10}{'in use':>10}")
+    held = result.held
+    if held is not None:
+        # Why `free` is more than limit minus in use: the running site's own share is credited back.
+        typer.echo(f"{held.summary()}; credited back against what the site needs")
+    typer.echo(f"    {'':<14}{'':<24}{'need':>10}{'free':>10}{'limit':>10}{'in use':>10}{'credited':>10}")
     for c in result.checks:
         mark = "ok " if c.ok else "NO "
         if c.need is None:
@@ -1132,7 +1136,10 @@ def _print_preflight(result: PreflightResult) -> None:
             continue
         free = "unlimited" if c.free is None else f"{c.free:.0f}"
         limit = "-" if c.limit is None else f"{c.limit:.0f}"
-        typer.echo(f"{mark} {c.area:<14}{c.name:<24}{c.need:>10.0f}{free:>10}{limit:>10}{c.used or 0:>10.0f}")
+        own = "-" if c.held is None else f"{c.held:.0f}"
+        typer.echo(
+            f"{mark} {c.area:<14}{c.name:<24}{c.need:>10.0f}{free:>10}{limit:>10}{c.used or 0:>10.0f}{own:>10}"
+        )
 
 
 def _fail_preflight(result: PreflightResult, hint: str) -> None:

@@ -2,7 +2,9 @@
 discovery document, and the API answers preflight reads, in the shapes the APIs document
 (api-ref: identity v3 tokens, compute os-quota-sets detail, block-storage os-quota-sets ?usage,
 networking quotas details, Octavia lbaas quotas and loadbalancers, Designate v2 zones, Glance v2
-images, Magnum v1 clustertemplates). openstacksdk does its real discovery and requests against it.
+images, Magnum v1 clustertemplates), and for a deployed site what it holds (Magnum v1 clusters,
+compute servers/detail, block-storage volumes/detail, networking floatingips and security-groups).
+openstacksdk does its real discovery and requests against it.
 """
 
 from __future__ import annotations
@@ -64,6 +66,147 @@ class Cloud:
     )
     images: list[str] = field(default_factory=lambda: ["ubuntu-jammy-kube-v1.33.2-250626-0848"])
     chart_versions: list[str] = field(default_factory=lambda: ["0.16.0"])
+    # What is in the project besides quotas: a deployed site's cluster and its resources (`deploy`).
+    clusters: list[dict[str, Any]] = field(default_factory=list)
+    servers: list[dict[str, Any]] = field(default_factory=list)
+    volume_list: list[dict[str, Any]] = field(default_factory=list)
+    load_balancers: list[dict[str, Any]] = field(default_factory=list)
+    floating_ips: list[dict[str, Any]] = field(default_factory=list)
+    security_groups: list[dict[str, Any]] = field(default_factory=list)
+
+    def use(self, **amounts: int) -> None:
+        """Count resources into the usage the quota APIs report."""
+        for name, amount in amounts.items():
+            if name in self.compute:
+                self.compute[name]["in_use"] += amount
+            elif name in self.volume:
+                self.volume[name]["in_use"] += amount
+            else:
+                self.network[name]["used"] += amount
+
+    def add_server(self, name: str, flavor: str, status: str = "ACTIVE") -> None:
+        vcpus, ram = FLAVORS[flavor]
+        self.servers.append(
+            {
+                "id": f"srv-{len(self.servers)}",
+                "name": name,
+                "status": status,
+                "tenant_id": PROJECT_ID,
+                # Compute 2.47 and later embed the flavor's description instead of its id.
+                "flavor": {
+                    "vcpus": vcpus,
+                    "ram": ram,
+                    "disk": 60,
+                    "ephemeral": 0,
+                    "swap": 0,
+                    "original_name": flavor,
+                    "extra_specs": {},
+                },
+                "links": [],
+            }
+        )
+        self.use(instances=1, cores=vcpus, ram=ram)
+
+    def add_volume(self, name: str, size: int, metadata: dict[str, str] | None = None) -> None:
+        self.volume_list.append(
+            {
+                "id": f"vol-{len(self.volume_list)}",
+                "name": name,
+                "size": size,
+                "status": "in-use",
+                "metadata": metadata or {},
+                "bootable": "false",
+                "attachments": [],
+            }
+        )
+        self.use(volumes=1, gigabytes=size)
+
+    def add_load_balancer(self, name: str, floating_ip: bool = True) -> None:
+        index = len(self.load_balancers)
+        port = f"port-lb{index}"
+        self.load_balancers.append(
+            {
+                "id": f"lb-site{index}",
+                "name": name,
+                "project_id": PROJECT_ID,
+                "vip_port_id": port,
+                "vip_address": f"10.0.0.{100 + index}",
+                "provisioning_status": "ACTIVE",
+                "operating_status": "ONLINE",
+            }
+        )
+        if floating_ip:
+            self.add_floating_ip(port)
+
+    def add_floating_ip(self, port_id: str | None, description: str = "") -> None:
+        self.floating_ips.append(
+            {
+                "id": f"fip-{len(self.floating_ips)}",
+                "floating_ip_address": f"149.165.150.{10 + len(self.floating_ips)}",
+                "port_id": port_id,
+                "description": description,
+                "project_id": PROJECT_ID,
+                "tenant_id": PROJECT_ID,
+                "status": "ACTIVE" if port_id else "DOWN",
+            }
+        )
+        self.use(floatingip=1)
+
+    def add_security_group(self, name: str) -> None:
+        self.security_groups.append(
+            {
+                "id": f"sg-{len(self.security_groups)}",
+                "name": name,
+                "description": "",
+                "project_id": PROJECT_ID,
+                "tenant_id": PROJECT_ID,
+                "security_group_rules": [],
+            }
+        )
+        self.use(security_group=1)
+
+    def deploy(self, cluster: str, stack_id: str, user_nodes: int, status: str = "UPDATE_COMPLETE") -> None:
+        """A running site as the Cluster API driver, its providers and the hub layer leave it: the
+        Magnum cluster (v1.1 list shape), servers named after their Machines, the hub's Cinder CSI
+        volumes, CAPO's API load balancer and security groups, the ingress Service's load balancer
+        (openstack-cloud-controller-manager's name) with the hub's floating IP on it; all in the usage."""
+        self.clusters.append(
+            {
+                "uuid": "5d12f6fd-a196-4bf0-ae4c-1f639a523a52",
+                "name": cluster,
+                "cluster_template_id": "t0",
+                "keypair": None,
+                "docker_volume_size": None,
+                "labels": {},
+                "node_count": 1,
+                "master_count": 1,
+                "master_flavor_id": "m3.medium",
+                "flavor_id": "m3.quad",
+                "create_timeout": 60,
+                "status": status,
+                "health_status": "HEALTHY",
+                "stack_id": stack_id,
+                "links": [],
+            }
+        )
+        self.add_server(f"{stack_id}-control-plane-7xk2p", "m3.medium")
+        self.add_server(f"{stack_id}-default-worker-5d8f9-q2w3e", "m3.quad")
+        for i in range(user_nodes):
+            self.add_server(f"{stack_id}-user-m3-large-6c7d8-u{i:04d}", "m3.large")
+        csi = {CSI_CLUSTER_KEY: stack_id, "csi.storage.k8s.io/pvc/namespace": "binderhub"}
+        for claim, size in (("hub-db-dir", 1), ("prometheus", 50), ("grafana", 10), ("alertmanager", 1)):
+            self.add_volume(f"pvc-{claim}", size, {**csi, "csi.storage.k8s.io/pvc/name": claim})
+        self.add_load_balancer(f"k8s-clusterapi-cluster-magnum-{PROJECT_ID}-{stack_id}-kubeapi")
+        self.add_load_balancer(f"kube_service_{stack_id}_traefik_traefik")
+        for role in ("controlplane", "worker"):
+            self.add_security_group(f"k8s-cluster-magnum-{PROJECT_ID}-{stack_id}-secgroup-{role}")
+        self.add_security_group("lb-sg-traefik")
+
+
+CSI_CLUSTER_KEY = "cinder.csi.openstack.org/cluster"
+
+FLAVORS = {"m3.medium": (8, 30720), "m3.quad": (4, 15360), "m3.large": (16, 61440)}
+"""vCPUs and MB of RAM of the Jetstream2 flavors the tests' site uses."""
 
 
 class FakeOpenStack:
@@ -314,8 +457,21 @@ class FakeOpenStack:
                 }
             }
         if path == "/load-balancer/v2/lbaas/loadbalancers":
-            lbs = [{"id": f"lb{i}", "name": f"lb{i}", "project_id": p} for i in range(c.lb_count)]
-            return 200, {"loadbalancers": lbs, "loadbalancers_links": []}
+            lbs = [
+                {"id": f"lb{i}", "name": f"lb{i}", "project_id": p, "provisioning_status": "ACTIVE"}
+                for i in range(c.lb_count)
+            ]
+            return 200, {"loadbalancers": lbs + c.load_balancers, "loadbalancers_links": []}
+        if path == "/container-infra/v1/clusters":
+            return 200, {"clusters": c.clusters}
+        if path == "/compute/v2.1/servers/detail":
+            return 200, {"servers": c.servers}
+        if path == f"/volume/v3/{p}/volumes/detail":
+            return 200, {"volumes": c.volume_list}
+        if path == "/network/v2.0/floatingips":
+            return 200, {"floatingips": c.floating_ips}
+        if path == "/network/v2.0/security-groups":
+            return 200, {"security_groups": c.security_groups}
         if path == "/dns/v2/zones":
             name = query.get("name", [None])[0]
             zones = [z for z in c.zones if name is None or z["name"] == name]

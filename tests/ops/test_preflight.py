@@ -220,3 +220,143 @@ def test_an_upgrade_of_the_running_site_needs_room_for_one_control_plane_server_
         upgrade_to=("ubuntu-jammy-kube-v1.33.2-250626-0848", "0.16.0"),
     )
     assert [c.name for c in full.failures] == ["instances"]
+
+
+# --- a site that is already deployed -----------------------------------------------------------------
+
+STACK_ID = "pythia-binder-kx7fw2m3q9za"
+"""The driver's name for the site's cluster: the sanitised cluster name and 12 random characters."""
+
+
+def tight_cloud(cloud: FakeOpenStack) -> None:
+    """An allocation with room for the test site at max_count 11 of user-m3.large when what the running
+    site holds is counted as its own, and not otherwise: 200 cores, 10 of them used by something else."""
+    cloud.cloud.compute["instances"] = {"limit": 16, "in_use": 2, "reserved": 0}
+    cloud.cloud.compute["cores"] = {"limit": 200, "in_use": 10, "reserved": 0}
+
+
+def raise_user_max(project: Path, max_count: int) -> None:
+    path = project / "Pulumi.jetstream2.yaml"
+    path.write_text(path.read_text().replace("max_count: 10", f"max_count: {max_count}"))
+
+
+def test_a_deployed_site_is_not_counted_twice_when_its_max_grows_by_one(
+    cloud: FakeOpenStack, project: Path
+) -> None:
+    import os
+
+    tight_cloud(cloud)
+    cloud.cloud.deploy("pythia-binder", STACK_ID, user_nodes=2)  # 4 servers, 44 cores in the usage now
+    raise_user_max(project, 11)
+    result = preflight_site("jetstream2", project, env=dict(os.environ))
+    assert result.ok, result.failures
+    by_name = {c.name: c for c in result.checks}
+    cores = by_name["cores"]
+    # need 188 (8 + 4 + 11 x 16); 200 allowed, 54 in use of which the site's own 44: 190 free for it.
+    assert (cores.need, cores.used, cores.held, cores.free) == (188, 54, 44, 190)
+    held = result.held
+    assert held is not None and held.stack_id == STACK_ID
+    assert (held.instances, held.cores, held.ram_mb) == (4, 44, 30720 + 15360 + 2 * 61440)
+    # The hub's database and the three monitoring volumes (Cinder CSI's, stamped with the cluster).
+    assert (held.volumes, held.gigabytes) == (4, 62)
+    # CAPO's API load balancer and the ingress Service's, the floating IP on each, CAPO's two groups.
+    assert (held.load_balancers, held.floating_ips, held.security_groups) == (2, 2, 2)
+    assert by_name["load_balancers"].held == 2 and by_name["security_groups"].held == 2
+
+
+def test_the_same_usage_without_the_site_deployed_falls_short(cloud: FakeOpenStack, project: Path) -> None:
+    import os
+
+    tight_cloud(cloud)
+    cloud.cloud.deploy("pythia-binder", STACK_ID, user_nodes=2)
+    cloud.cloud.clusters = []  # the same servers in the usage, but no cluster of the site's: someone else's
+    raise_user_max(project, 11)
+    result = preflight_site("jetstream2", project, env=dict(os.environ))
+    assert result.held is None
+    failed = {c.name: c.message for c in result.failures}
+    assert failed["cores"] == "needs 188, 146 free (200 allowed, 54 in use)"
+
+
+def test_a_site_bigger_than_the_allocation_even_with_its_own_credited_still_fails(
+    cloud: FakeOpenStack, project: Path
+) -> None:
+    tight_cloud(cloud)
+    cloud.cloud.deploy("pythia-binder", STACK_ID, user_nodes=2)
+    raise_user_max(project, 12)
+    result = runner.invoke(app, ["preflight", "jetstream2", "-C", str(project)])
+    assert result.exit_code == 16, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: preflight: compute cores: needs 204, 190 free (200 allowed, 54 in use, 44 of it this site's own)"
+    ]
+    # The operator sees what was credited and why `free` is not limit minus in use.
+    assert (
+        f"already held by pythia-binder (Magnum cluster 5d12f6fd-a196-4bf0-ae4c-1f639a523a52, Cluster API name "
+        f"{STACK_ID}): 4 servers, 44 cores, 168960 MB RAM, 4 volumes (62 GB), 2 floating IPs, 2 load balancers, "
+        "2 security groups" in result.stdout
+    )
+    cores_row = next(line for line in result.stdout.splitlines() if " cores " in line)
+    assert cores_row.split() == ["NO", "compute", "cores", "204", "190", "200", "54", "44"]
+
+
+def test_leftovers_that_merely_look_like_the_site_are_not_credited(
+    cloud: FakeOpenStack, project: Path
+) -> None:
+    import os
+
+    c = cloud.cloud
+    c.deploy("pythia-binder", STACK_ID, user_nodes=2)
+    # An earlier cluster of the same name left a server and a boot volume (another random suffix); one of
+    # the site's servers failed and will be replaced; a floating IP is the hub's by description only,
+    # on no load balancer; a volume Cinder CSI made for another cluster.
+    c.add_server("pythia-binder-0ld5t4ck1d99-control-plane-zzzzz", "m3.medium")
+    c.add_volume("pythia-binder-0ld5t4ck1d99-control-plane-zzzzz-root", 60)
+    c.add_server(f"{STACK_ID}-user-m3-large-6c7d8-broke", "m3.large", status="ERROR")
+    c.add_floating_ip(None, description="BinderHub ingress binder.example.org (managed by Pulumi)")
+    c.add_volume("pvc-other", 5, {"cinder.csi.openstack.org/cluster": "pythia-binder-0ld5t4ck1d99"})
+    held = preflight_site("jetstream2", project, env=dict(os.environ)).held
+    assert held is not None
+    assert (held.instances, held.cores, held.volumes, held.gigabytes, held.floating_ips) == (4, 44, 4, 62, 2)
+
+
+def test_nothing_is_credited_for_a_cluster_being_deleted_or_two_of_the_same_name(
+    cloud: FakeOpenStack, project: Path
+) -> None:
+    import os
+
+    cloud.cloud.deploy("pythia-binder", STACK_ID, user_nodes=2, status="DELETE_IN_PROGRESS")
+    result = preflight_site("jetstream2", project, env=dict(os.environ))
+    assert (
+        result.held is not None and result.held.note == "the cluster is DELETE_IN_PROGRESS: nothing credited"
+    )
+    assert all(not c.held for c in result.checks)
+    cloud.cloud.clusters[0]["status"] = "UPDATE_COMPLETE"
+    cloud.cloud.clusters.append(
+        {**cloud.cloud.clusters[0], "uuid": "another", "stack_id": "pythia-binder-2nd"}
+    )
+    result = preflight_site("jetstream2", project, env=dict(os.environ))
+    assert result.held is not None and result.held.cores == 0
+    assert "2 Magnum clusters are named pythia-binder" in result.held.note
+
+
+def test_what_is_credited_never_exceeds_what_the_site_needs(cloud: FakeOpenStack, project: Path) -> None:
+    import os
+
+    # The operator lowered user-m3.large's max below what is running: the extra servers free up, they
+    # are not room for the rest of the site.
+    cloud.cloud.deploy("pythia-binder", STACK_ID, user_nodes=6)
+    raise_user_max(project, 3)
+    result = preflight_site("jetstream2", project, env=dict(os.environ))
+    by_name = {c.name: c for c in result.checks}
+    assert result.held is not None and result.held.instances == 8
+    assert by_name["instances"].need == 5 and by_name["instances"].held == 5
+
+
+def test_an_upgrade_credits_nothing_its_need_already_leaves_the_running_site_out(
+    cloud: FakeOpenStack, project: Path
+) -> None:
+    import os
+
+    cloud.cloud.deploy("pythia-binder", STACK_ID, user_nodes=2)
+    result = preflight_site("jetstream2", project, env=dict(os.environ), upgrade_to=(None, None))
+    assert result.held is None and all(c.held is None for c in result.checks if c.need is not None)

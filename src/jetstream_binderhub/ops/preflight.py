@@ -8,6 +8,9 @@ Designate zone exists in this project, the application credential is unrestricte
 the cluster's own credential with the caller's token: openstack/magnum-capi-helm
 `magnum_capi_helm/common/app_creds.py`), the Kubernetes image exists, and the cloud's own templates
 carry the `capi_helm_chart_version` the site asks for.
+
+A site that is already deployed is part of that usage: what it holds is found in the cloud and
+credited back (:func:`site_holdings`), so re-running `up` asks for room for the site's growth only.
 """
 
 from __future__ import annotations
@@ -75,8 +78,48 @@ class Check(_Out):
     need: float | None = None
     limit: float | None = Field(default=None, description="None: unlimited (-1 in the API).")
     used: float | None = None
-    free: float | None = None
+    held: float | None = Field(
+        default=None,
+        description="Of `used`, what the deployed site itself holds, credited back (never more than `need`).",
+    )
+    free: float | None = Field(
+        default=None, description="Room for the site: limit - used + held. None: unlimited."
+    )
     message: str = ""
+
+
+class Held(_Out):
+    """What the deployed site already holds in the project: part of the cloud's usage, and part of
+    the site at its maximum, so it is credited back instead of being counted twice."""
+
+    cluster: str = Field(description="The Magnum cluster's name (the site's `cluster.name`).")
+    cluster_id: str = ""
+    stack_id: str = Field(
+        default="", description="The driver's name for the cluster: its Helm release and Cluster API name."
+    )
+    instances: int = 0
+    cores: int = 0
+    ram_mb: int = 0
+    volumes: int = 0
+    gigabytes: int = 0
+    floating_ips: int = 0
+    load_balancers: int = 0
+    security_groups: int = 0
+    note: str = Field(default="", description="Why nothing, or less than there is, was credited.")
+
+    def summary(self) -> str:
+        held = [
+            f"{self.instances} servers",
+            f"{self.cores} cores",
+            f"{self.ram_mb} MB RAM",
+            f"{self.volumes} volumes ({self.gigabytes} GB)",
+            f"{self.floating_ips} floating IPs",
+            f"{self.load_balancers} load balancers",
+            f"{self.security_groups} security groups",
+        ]
+        where = f"Magnum cluster {self.cluster_id}, Cluster API name {self.stack_id}" if self.stack_id else ""
+        text = f"already held by {self.cluster}" + (f" ({where})" if where else "") + ": " + ", ".join(held)
+        return text + (f"; {self.note}" if self.note else "")
 
 
 class Need(_Out):
@@ -96,6 +139,10 @@ class PreflightResult(_Out):
     project_id: str
     auth_url: str
     need: Need
+    held: Held | None = Field(
+        default=None,
+        description="None: the site's cluster is not in this project (or an upgrade is checked).",
+    )
     checks: list[Check]
 
     @property
@@ -203,18 +250,40 @@ def upgrade_need(cluster: ClusterStackConfig, profile: Profile) -> Need:
 # --- asking the cloud ------------------------------------------------------------------------------
 
 
-def _quota_check(area: Any, name: str, need: float, limit: Any, used: Any, reserved: Any = 0) -> Check:
+def _quota_check(
+    area: Any, name: str, need: float, limit: Any, used: Any, reserved: Any = 0, held: float | None = None
+) -> Check:
     limit_v = None if limit is None or limit == -1 else float(limit)
     used_v = float(used or 0) + float(reserved or 0)
-    free = None if limit_v is None else limit_v - used_v
+    # Never more than the site needs of it: what it holds beyond its maximum (a server the control
+    # plane's rollout added, a volume of an extra claim) is not room the site's growth can use.
+    credit = None if held is None else float(min(held, need))
+    free = None if limit_v is None else limit_v - used_v + (credit or 0)
     ok = free is None or free >= need
-    message = "" if ok else f"needs {need:.0f}, {free:.0f} free ({limit_v:.0f} allowed, {used_v:.0f} in use)"
+    own = f", {credit:.0f} of it this site's own" if credit else ""
+    message = (
+        "" if ok else f"needs {need:.0f}, {free:.0f} free ({limit_v:.0f} allowed, {used_v:.0f} in use{own})"
+    )
     return Check(
-        area=area, name=name, ok=ok, need=need, limit=limit_v, used=used_v, free=free, message=message
+        area=area,
+        name=name,
+        ok=ok,
+        need=need,
+        limit=limit_v,
+        used=used_v,
+        held=credit,
+        free=free,
+        message=message,
     )
 
 
-def check_quotas(conn: Connection, project_id: str, need: Need) -> list[Check]:
+def check_quotas(conn: Connection, project_id: str, need: Need, held: Held | None = None) -> list[Check]:
+    """Quota minus usage against `need`; `held` (the deployed site's own share of the usage) is
+    credited back."""
+
+    def own(name: str) -> float | None:
+        return None if held is None else float(getattr(held, name))
+
     checks: list[Check] = []
     compute = conn.compute.get_quota_set(project_id, usage=True)
     usage, reserved = compute.usage or {}, compute.reservation or {}
@@ -224,13 +293,23 @@ def check_quotas(conn: Connection, project_id: str, need: Need) -> list[Check]:
         ("ram_mb", "ram", need.ram_mb),
     ):
         checks.append(
-            _quota_check("compute", name, amount, getattr(compute, attr), usage.get(attr), reserved.get(attr))
+            _quota_check(
+                "compute",
+                name,
+                amount,
+                getattr(compute, attr),
+                usage.get(attr),
+                reserved.get(attr),
+                own(name),
+            )
         )
     volume = conn.block_storage.get_quota_set(project_id, usage=True)
     usage, reserved = volume.usage or {}, volume.reservation or {}
     for name, amount in (("volumes", need.volumes), ("gigabytes", need.gigabytes)):
         checks.append(
-            _quota_check("volume", name, amount, getattr(volume, name), usage.get(name), reserved.get(name))
+            _quota_check(
+                "volume", name, amount, getattr(volume, name), usage.get(name), reserved.get(name), own(name)
+            )
         )
     network = conn.network.get_quota(project_id, details=True)
     for name, attr, amount in (
@@ -240,16 +319,174 @@ def check_quotas(conn: Connection, project_id: str, need: Need) -> list[Check]:
         detail: Mapping[str, Any] = getattr(network, attr) or {}
         checks.append(
             _quota_check(
-                "network", name, amount, detail.get("limit"), detail.get("used"), detail.get("reserved")
+                "network",
+                name,
+                amount,
+                detail.get("limit"),
+                detail.get("used"),
+                detail.get("reserved"),
+                own(name),
             )
         )
     # Octavia's quota API gives limits only: the usage is the project's load balancers.
     lb_quota = conn.load_balancer.get_quota(project_id)
     in_use = sum(1 for _ in conn.load_balancer.load_balancers(project_id=project_id))
     checks.append(
-        _quota_check("load-balancer", "load_balancers", need.load_balancers, lb_quota.load_balancers, in_use)
+        _quota_check(
+            "load-balancer",
+            "load_balancers",
+            need.load_balancers,
+            lb_quota.load_balancers,
+            in_use,
+            held=own("load_balancers"),
+        )
     )
     return checks
+
+
+# --- what the deployed site already holds ----------------------------------------------------------
+#
+# Found in the cloud itself, by the names the driver and its providers give what they create, from
+# the site's Magnum cluster. Not from Magnum's node counts: the Cluster API driver hands a group's
+# node_count to the chart as its initial machineCount and never writes the autoscaler's size back
+# (openstack/magnum-capi-helm `driver.py` `_process_node_groups`, `_update_worker_nodegroup_status`),
+# so node_count would over-credit a group the autoscaler has shrunk. Not from the Pulumi stacks'
+# outputs either: they hold none of this, and reading them needs the passphrase preflight does without.
+# Whatever cannot be tied to this cluster's name is not credited: a leftover resource must never make
+# the check pass.
+
+_STALE_SERVER = frozenset({"ERROR", "DELETED", "SOFT_DELETED", "UNKNOWN"})
+"""Servers in these states are on their way out (a MachineHealthCheck replaces a failed machine): not
+credited, although Nova counts them."""
+
+_STALE_VOLUME = frozenset({"error", "deleting", "error_deleting"})
+_STALE_LOAD_BALANCER = frozenset({"ERROR", "PENDING_DELETE", "DELETED"})
+
+CSI_CLUSTER_KEY = "cinder.csi.openstack.org/cluster"
+"""Cinder CSI stamps each volume it makes with its `--cluster` (cloud-provider-openstack
+pkg/csi/cinder/controllerserver.go), which capi-helm-charts sets to the cluster's name, the Helm
+release (charts/cluster-addons/templates/openstack/csi-cinder.yaml `clusterID`)."""
+
+
+def _is_api_load_balancer(name: str, stack_id: str) -> bool:
+    # cluster-api-provider-openstack: `k8s-clusterapi-cluster-<namespace>-<cluster>-kubeapi`
+    # (pkg/cloud/services/loadbalancer/loadbalancer.go getLoadBalancerName; the resource name is
+    # namespace-cluster, pkg/utils/names); the driver's namespace is `magnum-<project>`, configurable
+    # on the cloud, so only the ends are matched. The release name ends in 12 random characters.
+    return name.startswith("k8s-clusterapi-cluster-") and name.endswith(f"-{stack_id}-kubeapi")
+
+
+def _is_cluster_security_group(name: str, stack_id: str) -> bool:
+    # pkg/cloud/services/networking/securitygroups.go: `k8s-cluster-<namespace>-<cluster>-secgroup-<role>`.
+    return name.startswith("k8s-cluster-") and any(
+        name.endswith(f"-{stack_id}-secgroup-{role}") for role in ("controlplane", "worker")
+    )
+
+
+def site_holdings(
+    conn: Connection,
+    project_id: str,
+    cluster_name: str,
+    profile: Profile,
+    ingress_namespace: str | None,
+) -> Held | None:
+    """What the site's Magnum cluster (and the hub on it) holds in the project; None when no cluster
+    of that name is in the project, i.e. the site is not deployed.
+
+    - servers named `<release>-…` (the chart names every Machine after its release, the driver's
+      `stack_id`; CAPO names the server after the machine), with their flavors' vCPUs and RAM;
+    - volumes named `<release>-…` (CAPO's boot volumes, `<server>-root`) and those Cinder CSI made for
+      this cluster (the hub's database, the monitoring volumes);
+    - the Kubernetes API's load balancer (CAPO's name) and the ingress's, which
+      openstack-cloud-controller-manager names `kube_service_<cluster>_<namespace>_<service>`;
+    - the floating IPs on those load balancers' VIP ports;
+    - CAPO's control-plane and worker security groups.
+    """
+    found = [c for c in conn.container_infrastructure_management.clusters() if c.name == cluster_name]
+    if not found:
+        return None
+    if len(found) > 1:
+        return Held(
+            cluster=cluster_name,
+            note=f"{len(found)} Magnum clusters are named {cluster_name}: nothing credited, not knowing which is "
+            "the site's",
+        )
+    cluster = found[0]
+    # openstacksdk asks Magnum for no microversion, so the answer is 1.1's, which carries stack_id
+    # (from 1.13 it is `cluster_id`: openstack/magnum api/controllers/v1/cluster.py).
+    stack_id = str(cluster.stack_id or "")
+    held = Held(cluster=cluster_name, cluster_id=str(cluster.id or ""), stack_id=stack_id)
+    status = str(cluster.status or "")
+    if not stack_id:
+        return held.model_copy(
+            update={"note": "the driver has not named the cluster's resources yet: nothing credited"}
+        )
+    if status.startswith("DELETE"):
+        return held.model_copy(update={"note": f"the cluster is {status}: nothing credited"})
+
+    prefix = f"{stack_id}-"
+    instances = cores = ram_mb = 0
+    uncounted: list[str] = []
+    for server in conn.compute.servers(details=True):
+        if not str(server.name or "").startswith(prefix) or server.status in _STALE_SERVER:
+            continue
+        instances += 1
+        flavor = server.flavor
+        vcpus, ram = (flavor.vcpus, flavor.ram) if flavor is not None else (0, 0)
+        if not vcpus:
+            # Compute before 2.47 embeds only the flavor's id: the profile's catalog by name, or nothing.
+            known = profile.flavor(
+                str(getattr(flavor, "original_name", None) or getattr(flavor, "name", "") or "")
+            )
+            if known is None:
+                uncounted.append(str(server.name))
+                continue
+            vcpus, ram = known.vcpus, int(known.ram_gb * 1024)
+        cores += int(vcpus)
+        ram_mb += int(ram)
+
+    volumes = gigabytes = 0
+    for volume in conn.block_storage.volumes(details=True):
+        metadata = volume.metadata or {}
+        ours = str(volume.name or "").startswith(prefix) or metadata.get(CSI_CLUSTER_KEY) == stack_id
+        if ours and volume.status not in _STALE_VOLUME:
+            volumes += 1
+            gigabytes += int(volume.size or 0)
+
+    ingress_prefix = f"kube_service_{stack_id}_{ingress_namespace}_" if ingress_namespace else None
+    site_lbs = [
+        lb
+        for lb in conn.load_balancer.load_balancers(project_id=project_id)
+        if lb.provisioning_status not in _STALE_LOAD_BALANCER
+        and (
+            _is_api_load_balancer(name := str(lb.name or ""), stack_id)
+            or (ingress_prefix is not None and name.startswith(ingress_prefix))
+        )
+    ]
+    load_balancers = len(site_lbs)
+    vip_ports = {str(lb.vip_port_id) for lb in site_lbs if lb.vip_port_id}
+    floating_ips = sum(1 for ip in conn.network.ips(project_id=project_id) if ip.port_id in vip_ports)
+    # openstack-cloud-controller-manager's group for the ingress members is not credited: its name
+    # does not say which cluster made it.
+    security_groups = sum(
+        1
+        for group in conn.network.security_groups(project_id=project_id)
+        if _is_cluster_security_group(str(group.name or ""), stack_id)
+    )
+    note = f"cores and RAM of {', '.join(uncounted)} not credited (flavor unknown)" if uncounted else ""
+    return held.model_copy(
+        update={
+            "instances": instances,
+            "cores": cores,
+            "ram_mb": ram_mb,
+            "volumes": volumes,
+            "gigabytes": gigabytes,
+            "floating_ips": floating_ips,
+            "load_balancers": load_balancers,
+            "security_groups": security_groups,
+            "note": note,
+        }
+    )
 
 
 def check_zone(conn: Connection, project_id: str, zone: str) -> Check:
@@ -367,7 +604,19 @@ def preflight(
     try:
         project_id = str(conn.current_project_id)
         auth_url = str(conn.config.auth.get("auth_url", ""))
-        checks = check_quotas(conn, project_id, need)
+        # An upgrade's need already leaves out what the running site holds.
+        held = (
+            None
+            if upgrade
+            else site_holdings(
+                conn,
+                project_id,
+                cluster.cluster.name,
+                profile,
+                hub.ingress.namespace if hub is not None else None,
+            )
+        )
+        checks = check_quotas(conn, project_id, need, held)
         if hub is not None and hub.dns.provider == "designate" and hub.dns.zone:
             checks.append(check_zone(conn, project_id, hub.dns.zone))
         checks.append(check_credential(conn))
@@ -381,7 +630,9 @@ def preflight(
         raise
     except Exception as exc:
         raise translate(exc) from None
-    return PreflightResult(site=site, project_id=project_id, auth_url=auth_url, need=need, checks=checks)
+    return PreflightResult(
+        site=site, project_id=project_id, auth_url=auth_url, need=need, held=held, checks=checks
+    )
 
 
 def translate(exc: Exception) -> JetstreamBinderHubError:
