@@ -486,6 +486,9 @@ def up(
         )
     if not skip_preflight:
         checked = _preflight(site, project_dir)
+        if checked.held is not None and not json_output and (not quiet or not checked.ok):
+            # The numbers in a shortfall count the running site's own share as room: say what it is.
+            typer.echo(f"preflight: {checked.held.summary()}; credited back", err=True)
         _fail_preflight(
             checked, hint="(the cloud would refuse part of the site; fix these, or pass --skip-preflight)"
         )
@@ -1095,7 +1098,9 @@ def preflight(
 ) -> None:
     """Quotas minus usage (instances, cores, RAM, volumes, floating IPs, security groups, load balancers)
     against the site at its maximum size; the Designate zone, the application credential, the image and
-    the capi_helm_chart_version on the cloud. Exit 16 naming what falls short.
+    the capi_helm_chart_version on the cloud. Exit 16 naming what falls short. A site already deployed
+    is part of the usage: what its cluster holds (servers, volumes, load balancers, floating IPs,
+    security groups) is found in the cloud and credited back, and named above the table.
 
     Needs OpenStack credentials (OS_CLOUD or an openrc), nothing of Pulumi.
     """

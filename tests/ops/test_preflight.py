@@ -291,8 +291,7 @@ def test_a_site_bigger_than_the_allocation_even_with_its_own_credited_still_fail
     ]
     # The operator sees what was credited and why `free` is not limit minus in use.
     assert (
-        f"already held by pythia-binder (Magnum cluster 5d12f6fd-a196-4bf0-ae4c-1f639a523a52, Cluster API name "
-        f"{STACK_ID}): 4 servers, 44 cores, 168960 MB RAM, 4 volumes (62 GB), 2 floating IPs, 2 load balancers, "
+        f"already held by pythia-binder (Cluster API name {STACK_ID}): 4 servers, 44 cores, 168960 MB RAM, 4 volumes (62 GB), 2 floating IPs, 2 load balancers, "
         "2 security groups" in result.stdout
     )
     cores_row = next(line for line in result.stdout.splitlines() if " cores " in line)
@@ -360,3 +359,20 @@ def test_an_upgrade_credits_nothing_its_need_already_leaves_the_running_site_out
     cloud.cloud.deploy("pythia-binder", STACK_ID, user_nodes=2)
     result = preflight_site("jetstream2", project, env=dict(os.environ), upgrade_to=(None, None))
     assert result.held is None and all(c.held is None for c in result.checks if c.need is not None)
+
+
+def test_up_on_a_deployed_site_names_what_it_credited_beside_a_shortfall(
+    cloud: FakeOpenStack, project: Path
+) -> None:
+    tight_cloud(cloud)
+    cloud.cloud.deploy("pythia-binder", STACK_ID, user_nodes=2)
+    raise_user_max(project, 12)
+    result = runner.invoke(app, ["up", "jetstream2", "--yes", "-C", str(project)])
+    assert result.exit_code == 16, result.output
+    assert (
+        f"preflight: already held by pythia-binder (Cluster API name {STACK_ID}): 4 servers" in result.stderr
+    )
+    assert (
+        "error: preflight: compute cores: needs 204, 190 free (200 allowed, 54 in use, 44 of it"
+        in result.stderr
+    )

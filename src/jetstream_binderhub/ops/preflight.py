@@ -117,8 +117,8 @@ class Held(_Out):
             f"{self.load_balancers} load balancers",
             f"{self.security_groups} security groups",
         ]
-        where = f"Magnum cluster {self.cluster_id}, Cluster API name {self.stack_id}" if self.stack_id else ""
-        text = f"already held by {self.cluster}" + (f" ({where})" if where else "") + ": " + ", ".join(held)
+        where = f" (Cluster API name {self.stack_id})" if self.stack_id else ""
+        text = f"already held by {self.cluster}{where}: " + ", ".join(held)
         return text + (f"; {self.note}" if self.note else "")
 
 
@@ -351,13 +351,14 @@ def check_quotas(conn: Connection, project_id: str, need: Need, held: Held | Non
 # node_count to the chart as its initial machineCount and never writes the autoscaler's size back
 # (openstack/magnum-capi-helm `driver.py` `_process_node_groups`, `_update_worker_nodegroup_status`),
 # so node_count would over-credit a group the autoscaler has shrunk. Not from the Pulumi stacks'
-# outputs either: they hold none of this, and reading them needs the passphrase preflight does without.
+# outputs either: they name the cluster, not what it made, and opening a stack takes the secrets
+# passphrase, where preflight needs OpenStack credentials only.
 # Whatever cannot be tied to this cluster's name is not credited: a leftover resource must never make
 # the check pass.
 
-_STALE_SERVER = frozenset({"ERROR", "DELETED", "SOFT_DELETED", "UNKNOWN"})
-"""Servers in these states are on their way out (a MachineHealthCheck replaces a failed machine): not
-credited, although Nova counts them."""
+_STALE_SERVER = frozenset({"ERROR", "DELETED", "SOFT_DELETED", "SHELVED_OFFLOADED", "UNKNOWN"})
+"""Servers in these states are on their way out (a MachineHealthCheck replaces a failed machine) or
+may hold no cores in Nova's count: not credited."""
 
 _STALE_VOLUME = frozenset({"error", "deleting", "error_deleting"})
 _STALE_LOAD_BALANCER = frozenset({"ERROR", "PENDING_DELETE", "DELETED"})
