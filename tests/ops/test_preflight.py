@@ -376,3 +376,16 @@ def test_up_on_a_deployed_site_names_what_it_credited_beside_a_shortfall(
         "error: preflight: compute cores: needs 204, 190 free (200 allowed, 54 in use, 44 of it"
         in result.stderr
     )
+
+
+def test_a_server_whose_flavor_the_compute_api_does_not_describe_is_credited_without_cores(
+    cloud: FakeOpenStack, project: Path
+) -> None:
+    import os
+
+    cloud.cloud.deploy("pythia-binder", STACK_ID, user_nodes=2)
+    # Before compute microversion 2.47 a server names its flavor by id only.
+    cloud.cloud.servers[-1]["flavor"] = {"id": "7", "links": []}
+    held = preflight_site("jetstream2", project, env=dict(os.environ)).held
+    assert held is not None and (held.instances, held.cores) == (4, 28)
+    assert held.note == f"cores and RAM of {STACK_ID}-user-m3-large-6c7d8-u0001 not credited (flavor unknown)"

@@ -388,7 +388,6 @@ def site_holdings(
     conn: Connection,
     project_id: str,
     cluster_name: str,
-    profile: Profile,
     ingress_namespace: str | None,
 ) -> Held | None:
     """What the site's Magnum cluster (and the hub on it) holds in the project; None when no cluster
@@ -435,14 +434,10 @@ def site_holdings(
         flavor = server.flavor
         vcpus, ram = (flavor.vcpus, flavor.ram) if flavor is not None else (0, 0)
         if not vcpus:
-            # Compute before 2.47 embeds only the flavor's id: the profile's catalog by name, or nothing.
-            known = profile.flavor(
-                str(getattr(flavor, "original_name", None) or getattr(flavor, "name", "") or "")
-            )
-            if known is None:
-                uncounted.append(str(server.name))
-                continue
-            vcpus, ram = known.vcpus, int(known.ram_gb * 1024)
+            # Compute before microversion 2.47 embeds only the flavor's id (openstacksdk negotiates the
+            # newest the cloud offers): the server is credited, its cores and RAM are not.
+            uncounted.append(str(server.name))
+            continue
         cores += int(vcpus)
         ram_mb += int(ram)
 
@@ -613,7 +608,6 @@ def preflight(
                 conn,
                 project_id,
                 cluster.cluster.name,
-                profile,
                 hub.ingress.namespace if hub is not None else None,
             )
         )
