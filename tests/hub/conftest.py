@@ -75,6 +75,26 @@ class HubRun:
 PlanHub = Callable[..., HubRun]
 
 
+def run_hub_program(
+    hub: Mapping[str, Any], secrets: Mapping[str, str], plain: Mapping[str, str] | None = None
+) -> None:
+    """The BinderHub program alone, as plain `pulumi -C binderhub up` runs it: no offline planner in front,
+    `secrets` as Pulumi hands them over decrypted, `plain` as values stored in plain text."""
+    from jetstream_binderhub.hub.program import hub_program
+    from jetstream_binderhub.plan.runner import run_layer
+
+    config = {f"{HUB_PROJECT}:{k}": json.dumps(v) for k, v in hub.items()}
+    config.update({f"{HUB_PROJECT}:{k}": v for k, v in {**secrets, **(plain or {})}.items()})
+    run_layer(
+        hub_program,
+        layer="binderhub",
+        project=HUB_PROJECT,
+        stack="jetstream2",
+        config=config,
+        secret_keys=[f"{HUB_PROJECT}:{k}" for k in secrets],
+    )
+
+
 @pytest.fixture
 def hub_config() -> dict[str, Any]:
     return shipped_hub_config()

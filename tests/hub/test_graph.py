@@ -12,7 +12,7 @@ from jetstream_binderhub.config.hub import BINDERHUB_CHART_VERSION
 from jetstream_binderhub.errors import ConfigError
 from jetstream_binderhub.naming import NODE_GROUP_LABEL
 
-from .conftest import PlanHub
+from .conftest import PlanHub, run_hub_program
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 FLOATING_IP = "openstack:networking/floatingIp:FloatingIp"
@@ -440,23 +440,8 @@ def test_the_program_itself_refuses_missing_or_plain_secrets(
     hub_config: dict[str, Any], secrets: dict[str, str], plain: dict[str, str], expected: str
 ) -> None:
     # What `pulumi -C binderhub up` does without the offline planner in front of it.
-    import json
-
-    from jetstream_binderhub.config.stackfile import HUB_PROJECT
-    from jetstream_binderhub.hub.program import hub_program
-    from jetstream_binderhub.plan.runner import run_layer
-
-    config = {f"{HUB_PROJECT}:{k}": json.dumps(v) for k, v in hub_config.items()}
-    config.update({f"{HUB_PROJECT}:{k}": v for k, v in {**secrets, **plain}.items()})
     with pytest.raises(Exception, match=expected) as err:
-        run_layer(
-            hub_program,
-            layer="binderhub",
-            project=HUB_PROJECT,
-            stack="jetstream2",
-            config=config,
-            secret_keys=[f"{HUB_PROJECT}:{k}" for k in secrets],
-        )
+        run_hub_program(hub_config, secrets, plain)
     assert "pulumi -C binderhub config set --secret" in str(err.value)
     assert PASSWORD not in str(err.value) and TOKEN not in str(err.value)
 

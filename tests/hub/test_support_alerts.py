@@ -12,7 +12,7 @@ from jetstream_binderhub.config.hub import parse_hub_stack
 from jetstream_binderhub.errors import ConfigError
 from jetstream_binderhub.plan.render import render_json, render_text
 
-from .conftest import PlanHub
+from .conftest import PlanHub, run_hub_program
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SECRET = "kubernetes:core/v1:Secret"
@@ -169,23 +169,9 @@ def test_bad_email_settings_are_named(
 
 def test_the_program_refuses_a_webhook_url_sent_in_clear(hub_config: dict[str, Any]) -> None:
     # What `pulumi -C binderhub up` does with a decrypted http:// URL: one line naming the key, not the URL.
-    from jetstream_binderhub.config.stackfile import HUB_PROJECT
-    from jetstream_binderhub.hub.program import hub_program
-    from jetstream_binderhub.plan.runner import run_layer
-
     clear = WEBHOOK.replace("https://", "http://")
-    config = {f"{HUB_PROJECT}:{k}": json.dumps(v) for k, v in hub_config.items()}
-    secrets = _secrets(alerts_webhook_url=clear)
-    config.update({f"{HUB_PROJECT}:{k}": v for k, v in secrets.items()})
     with pytest.raises(Exception, match=r"alerts_webhook_url: must be an https:// URL") as err:
-        run_layer(
-            hub_program,
-            layer="binderhub",
-            project=HUB_PROJECT,
-            stack="jetstream2",
-            config=config,
-            secret_keys=[f"{HUB_PROJECT}:{k}" for k in secrets],
-        )
+        run_hub_program(hub_config, _secrets(alerts_webhook_url=clear))
     assert "T0PL4NTED" not in str(err.value)
     # `up` through the CLI reads the same text back from the engine as a config error (exit 2).
     from jetstream_binderhub.automation.failures import _program_config_error

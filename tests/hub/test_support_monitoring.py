@@ -12,7 +12,7 @@ from jetstream_binderhub.errors import ConfigError
 from jetstream_binderhub.hub.support import burn_rules, dashboards, prometheus_values
 from jetstream_binderhub.profiles import load_profile
 
-from .conftest import PlanHub
+from .conftest import PlanHub, run_hub_program
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CLIENT_SECRET = "pl4nted-grafana-0auth-secret-91c2"
@@ -190,21 +190,8 @@ def test_dashboards_ship_as_package_data_and_query_the_recorded_burn() -> None:
 
 def test_the_program_itself_refuses_grafana_without_its_client_secret(hub_config: dict[str, Any]) -> None:
     # What plain `pulumi -C binderhub up` does, without the offline planner in front of it.
-    from jetstream_binderhub.config.stackfile import HUB_PROJECT
-    from jetstream_binderhub.hub.program import hub_program
-    from jetstream_binderhub.plan.runner import run_layer
-
-    config = {f"{HUB_PROJECT}:{k}": json.dumps(v) for k, v in hub_config.items()}
-    config[f"{HUB_PROJECT}:registry_password"] = PASSWORD
     with pytest.raises(Exception, match="grafana_github_client_secret: is not set") as err:
-        run_layer(
-            hub_program,
-            layer="binderhub",
-            project=HUB_PROJECT,
-            stack="jetstream2",
-            config=config,
-            secret_keys=[f"{HUB_PROJECT}:registry_password"],
-        )
+        run_hub_program(hub_config, {"registry_password": PASSWORD})
     assert "pulumi -C binderhub config set --secret grafana_github_client_secret -s jetstream2" in str(
         err.value
     )
