@@ -699,20 +699,25 @@ def test_every_command_refuses_a_site_name_pulumi_would_refuse_before_touching_a
     assert sorted(p for p in tmp_path.rglob("*")) == before, "nothing was written"
 
 
-def test_a_secret_the_program_refuses_exits_2_naming_its_key(project: Path, stacks: t.FakeStacks) -> None:
-    # What the BinderHub program raises when Pulumi decrypts an http:// alerts_webhook_url (read_hub_config):
-    # only the live run sees the value, and it is refused as the offline checks refuse config, not as a
-    # failed update.
+@pytest.mark.parametrize("key", ["alerts_webhook_url", "alerts_heartbeat_url"])
+def test_a_secret_the_program_refuses_exits_2_naming_its_key(
+    project: Path, stacks: t.FakeStacks, key: str
+) -> None:
+    # What the BinderHub program raises when Pulumi decrypts an http:// URL (read_hub_config): only the live
+    # run sees the value, and it is refused as the offline checks refuse config, not as a failed update.
+    from jetstream_binderhub.config.support import secret_value_problems
+    from jetstream_binderhub.errors import ConfigError
+
+    url = "http://example.org/s3cr3t-p4th"
+    refused = ConfigError(secret_value_problems({key: url}), source="stack jetstream2")
     stacks.events[(Layer.CLUSTER, "preview")] = t.nodegroup_resize()
     stacks.events[(Layer.BINDERHUB, "preview")] = [
-        t.diagnostic(
-            "invalid configuration in stack jetstream2:\n  alerts_webhook_url: must be an https:// URL (the "
-            "incoming webhook's URL from the chat's settings)\n"
-        ),
+        t.diagnostic(f"{refused}\n"),
         t.diagnostic("preview failed"),
     ]
     stacks.errors[(Layer.BINDERHUB, "preview")] = CommandError(t.command_result("error: preview failed"))
     code, _, err = run("preview", "jetstream2", "-C", str(project), "--quiet")
     assert code == 2, err
     assert "error: invalid configuration in stack jetstream2:" in err
-    assert "  alerts_webhook_url: must be an https:// URL" in err
+    assert f"  {key}: must be an https:// URL" in err
+    assert "s3cr3t" not in err

@@ -139,6 +139,20 @@ def test_monitoring_without_a_receiver_warns_that_alerts_reach_nobody(project: P
     assert "values.alertmanager.enabled = false" in out
 
 
+def test_alerts_without_a_heartbeat_warn_that_a_dead_monitoring_stack_is_silent(project: Path) -> None:
+    _edit_alerts(project, {"webhook": {}})
+    out = plan(project)
+    [warning] = warnings_before_the_plan(out)
+    assert warning.startswith("nothing notices if Prometheus, Alertmanager or the cluster stops")
+    assert "support.monitoring.alerts.heartbeat" in warning
+    assert "`pulumi -C binderhub config set --secret alerts_heartbeat_url -s jetstream2`" in warning
+    # The shipped site has one: no warning, and its ping URL is a secret still to be set.
+    _edit_alerts(project, {"webhook": {}, "heartbeat": {"interval_minutes": 5}})
+    out = plan(project)
+    assert warnings_before_the_plan(out) == []
+    assert "alerts_heartbeat_url is not set yet (planned as [secret])" in out
+
+
 @pytest.mark.parametrize(
     ("email", "line"),
     [
@@ -161,12 +175,13 @@ def test_bad_email_settings_exit_2_naming_the_key(project: Path, email: dict[str
     assert "Traceback" not in result.output
 
 
-def test_a_webhook_url_written_in_clear_is_refused_without_repeating_it(project: Path) -> None:
+@pytest.mark.parametrize("key", ["alerts_webhook_url", "alerts_heartbeat_url"])
+def test_a_url_written_in_clear_is_refused_without_repeating_it(project: Path, key: str) -> None:
     url = "http://chat.example.org/hooks/s3cr3t-t0ken-in-the-path"
-    _edit_alerts(project, {"webhook": {}}, alerts_webhook_url=url)
+    _edit_alerts(project, {"webhook": {}, "heartbeat": {}}, **{key: url})
     result = runner.invoke(app, ["plan", "jetstream2", "-C", str(project)])
     assert result.exit_code == 2, result.output
-    lines = [x.strip() for x in result.output.splitlines() if x.strip().startswith("alerts_webhook_url:")]
-    assert lines[0].startswith("alerts_webhook_url: is stored in plain text")
-    assert lines[1].startswith("alerts_webhook_url: must be an https:// URL")
+    lines = [x.strip() for x in result.output.splitlines() if x.strip().startswith(f"{key}:")]
+    assert lines[0].startswith(f"{key}: is stored in plain text")
+    assert lines[1].startswith(f"{key}: must be an https:// URL")
     assert "s3cr3t" not in result.output

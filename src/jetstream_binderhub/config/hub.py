@@ -19,6 +19,7 @@ from jetstream_binderhub.config.base import Model
 from jetstream_binderhub.config.dask import DaskGatewayConfig, dask_placement_problems, worker_group
 from jetstream_binderhub.config.gpu import GpuConfig, gpu_placement_problems
 from jetstream_binderhub.config.support import (
+    ALERTS_HEARTBEAT_SECRET_KEY,
     ALERTS_SMTP_PASSWORD_SECRET_KEY,
     ALERTS_WEBHOOK_SECRET_KEY,
     GRAFANA_SECRET_KEY,
@@ -47,6 +48,7 @@ SECRET_KEYS = (
     GRAFANA_SECRET_KEY,
     ALERTS_WEBHOOK_SECRET_KEY,
     ALERTS_SMTP_PASSWORD_SECRET_KEY,
+    ALERTS_HEARTBEAT_SECRET_KEY,
 )
 """Top-level keys that must be Pulumi secrets (`pulumi -C binderhub config set --secret <key>`)."""
 HUB_KEYS = (

@@ -92,6 +92,7 @@ SECRET_KEY_DOCS = {
     "grafana_github_client_secret": "client secret of the GitHub OAuth app Grafana logs users in with; needed when `support.monitoring.grafana` is on.",
     "alerts_webhook_url": "https:// URL of the Slack-compatible incoming webhook alerts are posted to; needed with `support.monitoring.alerts.webhook`.",
     "alerts_smtp_password": "password of `support.monitoring.alerts.email.username` on the SMTP server; needed when that username is set.",
+    "alerts_heartbeat_url": "https:// ping URL of the dead man's switch service (e.g. a healthchecks.io check) Alertmanager pings while it works; needed with `support.monitoring.alerts.heartbeat`.",
 }
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, Self
 from urllib.parse import urlparse
 
-from pydantic import AfterValidator, EmailStr, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, EmailStr, Field, ValidationInfo, field_validator, model_validator
 
 from jetstream_binderhub.config.base import Model
 from jetstream_binderhub.errors import Problem
@@ -36,6 +36,9 @@ ALERTS_WEBHOOK_SECRET_KEY = "alerts_webhook_url"
 post to the channel), so it is never written in the site's YAML."""
 ALERTS_SMTP_PASSWORD_SECRET_KEY = "alerts_smtp_password"
 """The secret config key of the SMTP password of `support.monitoring.alerts.email.username`."""
+ALERTS_HEARTBEAT_SECRET_KEY = "alerts_heartbeat_url"
+"""The secret config key of the dead man's switch's ping URL: whoever holds it can keep the switch quiet
+while the site is down, so it is a credential like the webhook's."""
 
 _EXACT_VERSION = r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$"
 
@@ -205,6 +208,36 @@ class EmailReceiverConfig(Model):
         return value
 
 
+class HeartbeatConfig(Model):
+    """A dead man's switch: an alert that always fires is sent to a ping URL of an outside service
+    (healthchecks.io, Cronitor, ...), which alerts the team when the pings stop, i.e. when Prometheus,
+    Alertmanager or the whole cluster is down. The URL is the secret key `alerts_heartbeat_url`."""
+
+    interval_minutes: int = Field(
+        default=5,
+        description=(
+            "How often Alertmanager pings the service. Set the service's period to this and its grace time "
+            "well above it (at least twice, and 10 minutes or more: a rescheduled Alertmanager pod takes a "
+            "few minutes to ping again)."
+        ),
+    )
+
+    @field_validator("interval_minutes")
+    @classmethod
+    def _interval(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(
+                "must be at least 1: Alertmanager cannot ping more often than once a minute reliably (the "
+                "interval is also the time a ping may take)"
+            )
+        if value > 60:
+            raise ValueError(
+                "must be at most 60: a switch that hears from the site once in hours lets an outage go "
+                "unnoticed for as long"
+            )
+        return value
+
+
 class AlertsConfig(Model):
     """Alertmanager, which sends the firing alerts to the people who run the site. Without a receiver it is
     not installed: the alerts are then only listed in Grafana and Prometheus."""
@@ -217,6 +250,14 @@ class AlertsConfig(Model):
         ),
     )
     email: EmailReceiverConfig | None = Field(default=None, description="Mail alerts through an SMTP server.")
+    heartbeat: HeartbeatConfig | None = Field(
+        default=None,
+        description=(
+            "Ping a dead man's switch service, so that a stopped Prometheus, Alertmanager or cluster is "
+            f"noticed; its https:// ping URL is the secret key `{ALERTS_HEARTBEAT_SECRET_KEY}` (unset: a dead "
+            "monitoring stack is silent; the plan warns)."
+        ),
+    )
     storage_gb: int = Field(
         default=1,
         ge=1,
@@ -231,6 +272,15 @@ class AlertsConfig(Model):
     def delivers(self) -> bool:
         """Whether any receiver is configured: only then is Alertmanager installed."""
         return self.webhook is not None or self.email is not None
+
+    @model_validator(mode="after")
+    def _heartbeat_with_a_receiver(self) -> Self:
+        if self.heartbeat is not None and not self.delivers:
+            raise ValueError(
+                "heartbeat needs webhook or email as well: it tells the team that alerting works, which "
+                "only matters when alerts reach someone (without a receiver Alertmanager is not installed)"
+            )
+        return self
 
 
 class MonitoringConfig(Model):
@@ -378,6 +428,8 @@ def required_secrets(support: SupportConfig) -> list[str]:
         keys.append(ALERTS_WEBHOOK_SECRET_KEY)
     if alerts is not None and alerts.email is not None and alerts.email.username is not None:
         keys.append(ALERTS_SMTP_PASSWORD_SECRET_KEY)
+    if alerts is not None and alerts.heartbeat is not None:
+        keys.append(ALERTS_HEARTBEAT_SECRET_KEY)
     return keys
 
 
@@ -395,22 +447,30 @@ def support_volumes(support: SupportConfig) -> dict[str, int]:
     return volumes
 
 
+_URL_PURPOSES = {
+    ALERTS_WEBHOOK_SECRET_KEY: "the incoming webhook's URL from the chat's settings",
+    ALERTS_HEARTBEAT_SECRET_KEY: "the ping URL the dead man's switch service shows for the check",
+}
+
+
 def secret_value_problems(values: Mapping[str, str]) -> list[Problem]:
     """What is wrong with the secret values that are known in clear (`pulumi up` decrypts them; the offline
     plan never does). The message never repeats the value: it is the credential."""
-    url = values.get(ALERTS_WEBHOOK_SECRET_KEY)
-    if url is None:
-        return []
-    parsed = urlparse(url.strip())
-    if parsed.scheme != "https" or not parsed.hostname:
-        return [
-            Problem(
-                ALERTS_WEBHOOK_SECRET_KEY,
-                "must be an https:// URL (the incoming webhook's URL from the chat's settings): the URL is "
-                "the credential, and alerts name the site's hosts, so neither is sent in clear text",
+    problems = []
+    for key, purpose in _URL_PURPOSES.items():
+        url = values.get(key)
+        if url is None:
+            continue
+        parsed = urlparse(url.strip())
+        if parsed.scheme != "https" or not parsed.hostname:
+            problems.append(
+                Problem(
+                    key,
+                    f"must be an https:// URL ({purpose}): the URL is the credential, and alerts name the "
+                    "site's hosts, so neither is sent in clear text",
+                )
             )
-        ]
-    return []
+    return problems
 
 
 def support_problems(cfg: HubStackConfig) -> list[Problem]:

@@ -22,6 +22,7 @@ from jetstream_binderhub.config.hub import (
 )
 from jetstream_binderhub.config.stackfile import HUB_PROJECT, SECRET_PLACEHOLDER
 from jetstream_binderhub.config.support import (
+    ALERTS_HEARTBEAT_SECRET_KEY,
     ALERTS_SMTP_PASSWORD_SECRET_KEY,
     ALERTS_WEBHOOK_SECRET_KEY,
     GRAFANA_SECRET_KEY,
@@ -157,6 +158,11 @@ def hub_program(allow_replace: Collection[str] | None = None) -> None:
             alerts_smtp_password=(
                 cfg.require_secret(ALERTS_SMTP_PASSWORD_SECRET_KEY)
                 if ALERTS_SMTP_PASSWORD_SECRET_KEY in needed
+                else None
+            ),
+            alerts_heartbeat_url=(
+                cfg.require_secret(ALERTS_HEARTBEAT_SECRET_KEY)
+                if ALERTS_HEARTBEAT_SECRET_KEY in needed
                 else None
             ),
             depends_on=[certs.issuer, ingress.release],

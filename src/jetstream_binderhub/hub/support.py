@@ -3,8 +3,8 @@
 Values builders are pure functions of the typed config (tests call them directly); the component
 declares the releases and the Secrets and ConfigMaps they are pointed at. No secret enters a values
 mapping: Grafana's admin password and its GitHub client secret live in Kubernetes Secrets the chart
-reads (`admin.existingSecret`, `envValueFrom`), and Alertmanager reads the webhook URL and the SMTP
-password from files of a mounted Secret (`*_file` options), so the releases' values stay readable in a
+reads (`admin.existingSecret`, `envValueFrom`), and Alertmanager reads the webhook URL, the SMTP
+password and the heartbeat's ping URL from files of a mounted Secret (`*_file` options), so the releases' values stay readable in a
 plan.
 """
 
@@ -25,6 +25,7 @@ import pulumi_random as random
 from jetstream_binderhub.burn import CONTROL_PLANE_GROUP, INSTANCE_TYPE_LABEL, sustainable_rate
 from jetstream_binderhub.config.hub import HubStackConfig
 from jetstream_binderhub.config.support import (
+    ALERTS_HEARTBEAT_SECRET_KEY,
     ALERTS_SMTP_PASSWORD_SECRET_KEY,
     ALERTS_WEBHOOK_SECRET_KEY,
     CRYPTNONO_CHART_REPO,
@@ -32,6 +33,7 @@ from jetstream_binderhub.config.support import (
     PROMETHEUS_CHART_REPO,
     AlertsConfig,
     AllocationConfig,
+    HeartbeatConfig,
 )
 from jetstream_binderhub.naming import NODE_GROUP_LABEL
 from jetstream_binderhub.profiles import Profile, load_profile
@@ -61,7 +63,12 @@ ALERTMANAGER_SECRET_DIR = "/etc/alertmanager-receivers"
 runtime could not create a mount point for the Secret."""
 WEBHOOK_URL_FILE = "webhook-url"
 SMTP_PASSWORD_FILE = "smtp-password"
+HEARTBEAT_URL_FILE = "heartbeat-url"
 RECEIVER = "site-operators"
+HEARTBEAT_RECEIVER = "heartbeat"
+HEARTBEAT_ALERT = "Watchdog"
+"""kube-prometheus' name for the always-firing alert, which operators of other clusters will recognise."""
+HEARTBEAT_LABELS = {"severity": "none", "purpose": "heartbeat"}
 URGENT_ALERTS = ("BinderHubOrJupyterHubDown",)
 """Users cannot launch while these fire: reminded every few hours, not once a day."""
 
@@ -263,6 +270,37 @@ def health_alerts(cfg: HubStackConfig) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def heartbeat_alerts() -> dict[str, list[dict[str, Any]]]:
+    """The dead man's switch: an alert that fires as long as Prometheus evaluates rules at all.
+
+    Prometheus keeps re-sending a firing alert to Alertmanager; when Prometheus stops, Alertmanager lets it
+    resolve after a few minutes and stops pinging; when Alertmanager or the cluster stops, nothing pings.
+    Either way the outside service hears nothing and alerts the team.
+    """
+    return {
+        "groups": [
+            {
+                "name": "jetstream-binderhub-heartbeat",
+                "rules": [
+                    {
+                        "alert": HEARTBEAT_ALERT,
+                        "expr": "vector(1)",
+                        "labels": dict(HEARTBEAT_LABELS),
+                        "annotations": {
+                            "summary": "Always firing: the pipeline from Prometheus to Alertmanager works",
+                            "description": (
+                                "Sent only to the dead man's switch service (support.monitoring.alerts."
+                                "heartbeat), never to people. When the service stops receiving it, "
+                                "monitoring is down: see docs/operating.md."
+                            ),
+                        },
+                    }
+                ],
+            }
+        ]
+    }
+
+
 # --- chart values -----------------------------------------------------------------------------------
 
 
@@ -275,9 +313,11 @@ def prometheus_values(cfg: HubStackConfig, core: Mapping[str, str], profile: Pro
     interval = f"{prom.scrape_interval_seconds}s"
     rules = burn_rules(profile, cfg.support.allocation, mon.burn_window_days)
     rules["groups"] += health_alerts(cfg)["groups"]
+    alerts = cfg.support.alerts
+    if alerts is not None and alerts.heartbeat is not None:
+        rules["groups"] += heartbeat_alerts()["groups"]
     recording = {"groups": [g for g in rules["groups"] if all("record" in r for r in g["rules"])]}
     alerting = {"groups": [g for g in rules["groups"] if any("alert" in r for r in g["rules"])]}
-    alerts = cfg.support.alerts
     return {
         # Without a receiver Alertmanager would have no one to send to: it is left out and the plan warns.
         # With it on, the chart points Prometheus at the subchart's pods itself (prometheus 29.27.0
@@ -310,8 +350,9 @@ def alertmanager_config(alerts: AlertsConfig) -> dict[str, Any]:
     """Alertmanager's own configuration (alertmanager.yml): one receiver holding every configured way of
     reaching the site's operators, and a route paced for a small team that is not on call.
 
-    Credentials are read from the mounted Secret's files (`api_url_file`, `auth_password_file`;
-    prometheus/alertmanager v0.34.0 docs/configuration.md), never written into this mapping.
+    Credentials are read from the mounted Secret's files (`api_url_file`, `auth_password_file`, the
+    heartbeat's `url_file`; prometheus/alertmanager v0.34.0 docs/configuration.md,
+    notify/webhook/config.go), never written into this mapping.
     """
     receiver: dict[str, Any] = {"name": RECEIVER}
     if alerts.webhook is not None:
@@ -333,8 +374,35 @@ def alertmanager_config(alerts: AlertsConfig) -> dict[str, Any]:
             email["auth_username"] = mail.username
             email["auth_password_file"] = f"{ALERTMANAGER_SECRET_DIR}/{SMTP_PASSWORD_FILE}"
         receiver["email_configs"] = [email]
+    routes: list[dict[str, Any]] = []
+    receivers = [receiver]
+    if alerts.heartbeat is not None:
+        routes.append(_heartbeat_route(alerts.heartbeat))
+        receivers.append(
+            {
+                "name": HEARTBEAT_RECEIVER,
+                "webhook_configs": [
+                    {
+                        "url_file": f"{ALERTMANAGER_SECRET_DIR}/{HEARTBEAT_URL_FILE}",
+                        # A "resolved" post would count as a ping: when Prometheus stops, Alertmanager
+                        # resolves the alert, and the switch must then hear nothing.
+                        # (Without send_resolved nothing is posted for a group with only resolved alerts:
+                        # prometheus/alertmanager v0.34.0 notify/retry_stage.go.)
+                        "send_resolved": False,
+                    }
+                ],
+            }
+        )
+    routes += [
+        # Nobody can launch while these fire: remind every 3 hours.
+        {"matchers": [f'alertname=~"{"|".join(URGENT_ALERTS)}"'], "repeat_interval": "3h"},
+        # Housekeeping (the allocation reading is old): every 3 days. Kept under Alertmanager's
+        # 120h `--data.retention`, past which it forgets what it sent and would repeat anyway
+        # (prometheus/alertmanager v0.34.0 cmd/alertmanager/main.go, nflog/nflog.go `Log`).
+        {"matchers": ['severity="info"'], "repeat_interval": "72h"},
+    ]
     return {
-        "receivers": [receiver],
+        "receivers": receivers,
         "route": {
             "receiver": RECEIVER,
             # One message per kind of alert, not one per node or volume: a full disk on three nodes is
@@ -346,15 +414,31 @@ def alertmanager_config(alerts: AlertsConfig) -> dict[str, Any]:
             # The budget and the disks are fixed within a day, not within the hour: a daily reminder until
             # they are, rather than one every few hours that teaches the team to mute the channel.
             "repeat_interval": "24h",
-            "routes": [
-                # Nobody can launch while these fire: remind every 3 hours.
-                {"matchers": [f'alertname=~"{"|".join(URGENT_ALERTS)}"'], "repeat_interval": "3h"},
-                # Housekeeping (the allocation reading is old): every 3 days. Kept under Alertmanager's
-                # 120h `--data.retention`, past which it forgets what it sent and would repeat anyway
-                # (prometheus/alertmanager v0.34.0 cmd/alertmanager/main.go, nflog/nflog.go `Log`).
-                {"matchers": ['severity="info"'], "repeat_interval": "72h"},
-            ],
+            "routes": routes,
         },
+    }
+
+
+def _heartbeat_route(heartbeat: HeartbeatConfig) -> dict[str, Any]:
+    """The first child route: Alertmanager stops at the first matching child unless it says `continue`
+    (prometheus/alertmanager v0.34.0 dispatch/route.go `Match`), so the heartbeat never reaches the
+    people's receiver, and no other alert carries its labels to reach the switch.
+
+    Pace: a still-firing alert is only looked at every `group_interval`, and re-sent there if the last
+    send is older than `repeat_interval` (docs/configuration.md `<route>`; notify/dedup_stage.go
+    `needsUpdate`). The last send is stamped when it completed (nflog/nflog.go `Log`), a moment after
+    its tick, so a repeat_interval equal to group_interval would skip every other tick and ping at twice
+    the interval; half of it pings at every tick, i.e. every `interval_minutes`, which is what the
+    service's period is set to.
+    """
+    minutes = heartbeat.interval_minutes
+    return {
+        "receiver": HEARTBEAT_RECEIVER,
+        "matchers": [f'alertname="{HEARTBEAT_ALERT}"', *(f'{k}="{v}"' for k, v in HEARTBEAT_LABELS.items())],
+        "group_wait": "0s",
+        "group_interval": f"{minutes}m",
+        "repeat_interval": f"{minutes * 30}s",
+        "continue": False,
     }
 
 
@@ -542,6 +626,8 @@ class SupportArgs:
     """With `support.monitoring.alerts.webhook`: the secret key `alerts_webhook_url`."""
     alerts_smtp_password: pulumi.Input[str] | None = None
     """With `support.monitoring.alerts.email.username`: the secret key `alerts_smtp_password`."""
+    alerts_heartbeat_url: pulumi.Input[str] | None = None
+    """With `support.monitoring.alerts.heartbeat`: the secret key `alerts_heartbeat_url`."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """What must exist first (the ClusterIssuer for Grafana's certificate, the ingress class)."""
 
@@ -670,6 +756,12 @@ class Support(pulumi.ComponentResource):
                 args.alerts_smtp_password,
                 ALERTS_SMTP_PASSWORD_SECRET_KEY,
                 SMTP_PASSWORD_FILE,
+            ),
+            (
+                alerts.heartbeat is not None,
+                args.alerts_heartbeat_url,
+                ALERTS_HEARTBEAT_SECRET_KEY,
+                HEARTBEAT_URL_FILE,
             ),
         ):
             if not wanted:

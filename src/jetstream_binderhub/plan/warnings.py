@@ -15,7 +15,12 @@ from jetstream_binderhub.config.stackfile import (
     HUB_PROJECT_DIR,
     read_stack_file,
 )
-from jetstream_binderhub.config.support import ALERTS_WEBHOOK_SECRET_KEY, AllocationConfig, SupportConfig
+from jetstream_binderhub.config.support import (
+    ALERTS_HEARTBEAT_SECRET_KEY,
+    ALERTS_WEBHOOK_SECRET_KEY,
+    AllocationConfig,
+    SupportConfig,
+)
 from jetstream_binderhub.errors import ConfigError
 from jetstream_binderhub.naming import DEFAULT_WORKER
 from jetstream_binderhub.plan.model import CostEstimate
@@ -177,10 +182,21 @@ def gpu_minimum_warnings(cluster: ClusterConfig, profile: Profile) -> list[str]:
 
 def alert_delivery_warnings(support: SupportConfig, site: str) -> list[str]:
     """Monitoring that evaluates alerts nobody receives: valid (Grafana still lists them), but a budget
-    running out or a hub that is down would then go unnoticed until a user complains."""
+    running out or a hub that is down would then go unnoticed until a user complains. And alerts that
+    are delivered without a heartbeat: a stopped Prometheus or Alertmanager sends nothing, which looks
+    exactly like a healthy site."""
     mon = support.monitoring
-    if mon is None or not mon.enabled or mon.alerts.delivers:
+    if mon is None or not mon.enabled:
         return []
+    if mon.alerts.delivers:
+        if mon.alerts.heartbeat is not None:
+            return []
+        return [
+            "nothing notices if Prometheus, Alertmanager or the cluster stops: alerts would then stop "
+            "without a word, which looks like a healthy site; set support.monitoring.alerts.heartbeat and "
+            "the ping URL of a dead man's switch service (e.g. healthchecks.io) with "
+            f"`{set_secret_command(ALERTS_HEARTBEAT_SECRET_KEY, site)}` (docs/operating.md)"
+        ]
     return [
         "alerts are evaluated but not delivered to anyone (no receiver, so Alertmanager is not installed): "
         "set support.monitoring.alerts.webhook and its URL with "
