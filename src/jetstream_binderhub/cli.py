@@ -1135,7 +1135,7 @@ def _print_preflight(result: PreflightResult) -> None:
         typer.echo(f"{held.summary()}; credited back against what the site needs")
     typer.echo(f"    {'':<14}{'':<24}{'need':>10}{'free':>10}{'limit':>10}{'in use':>10}{'credited':>10}")
     for c in result.checks:
-        mark = "ok " if c.ok else "NO "
+        mark = "-- " if c.ok and not c.checked else "ok " if c.ok else "NO "
         if c.need is None:
             typer.echo(f"{mark} {c.area:<14}{c.name:<24}{c.message}")
             continue

@@ -18,6 +18,7 @@ from jetstream_binderhub.ops.preflight import (
     preflight_site,
 )
 
+from .fake_helm import FakeHelm
 from .fake_openstack import APP_CRED_ID, APP_CRED_SECRET, PROJECT_ID, FakeOpenStack, serving
 from .test_size import CLUSTER_FILE
 
@@ -44,7 +45,8 @@ def project(project: Path) -> Path:
 
 
 @pytest.fixture
-def cloud(monkeypatch: pytest.MonkeyPatch, project: Path) -> Iterator[FakeOpenStack]:
+def cloud(monkeypatch: pytest.MonkeyPatch, project: Path, helm: FakeHelm) -> Iterator[FakeOpenStack]:
+    """The stand-in cloud, and the site's charts in Helm repositories on 127.0.0.1 (conftest.helm)."""
     import os
 
     from jetstream_binderhub.config.hub import parse_hub_stack

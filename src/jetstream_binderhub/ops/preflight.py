@@ -7,7 +7,9 @@ It also checks what the Magnum Cluster API driver and the BinderHub layer take f
 Designate zone exists in this project, the application credential is unrestricted (the driver makes
 the cluster's own credential with the caller's token: openstack/magnum-capi-helm
 `magnum_capi_helm/common/app_creds.py`), the Kubernetes image exists, and the cloud's own templates
-carry the `capi_helm_chart_version` the site asks for.
+carry the `capi_helm_chart_version` the site asks for. The values the site gives each chart whose
+schema does not ship with the package are checked against the chart's own schema, fetched from its
+Helm repository (:mod:`jetstream_binderhub.ops.charts`).
 
 A site that is already deployed is part of that usage: what it holds is found in the cloud and
 credited back (:func:`site_holdings`), so re-running `up` asks for room for the site's growth only.
@@ -15,7 +17,7 @@ credited back (:func:`site_holdings`), so re-running `up` asks for room for the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,6 +31,8 @@ from jetstream_binderhub.profiles import Profile
 
 if TYPE_CHECKING:
     from openstack.connection import Connection
+
+    from jetstream_binderhub.ops.charts import HelmRepositories
 
 CHART_LABEL = "capi_helm_chart_version"
 
@@ -72,9 +76,14 @@ class _Out(BaseModel):
 
 
 class Check(_Out):
-    area: Literal["compute", "volume", "network", "load-balancer", "dns", "identity", "image", "magnum"]
+    area: Literal[
+        "compute", "volume", "network", "load-balancer", "dns", "identity", "image", "magnum", "chart"
+    ]
     name: str
     ok: bool
+    checked: bool = Field(
+        default=True, description="False: there was nothing to check (a chart with no schema)."
+    )
     need: float | None = None
     limit: float | None = Field(default=None, description="None: unlimited (-1 in the API).")
     used: float | None = None
@@ -593,8 +602,10 @@ def preflight(
     site: str,
     connect: Callable[[], Connection],
     upgrade: bool = False,
+    charts: Sequence[Check] = (),
 ) -> PreflightResult:
-    """Every check, each one answered; errors reaching the cloud raise :class:`PreflightProblem`."""
+    """Every check, each one answered; errors reaching the cloud raise :class:`PreflightProblem`.
+    `charts`: the chart schema checks, made without the cloud (:func:`preflight_site`)."""
     need = upgrade_need(cluster, profile) if upgrade else site_need(cluster, hub, profile)
     conn = connect()
     try:
@@ -621,6 +632,7 @@ def preflight(
                 checks.append(check_image(conn, c.image))
             if c.capi_helm_chart_version:
                 checks.append(check_chart_version(conn, c.capi_helm_chart_version))
+        checks += charts
     except JetstreamBinderHubError:
         raise
     except Exception as exc:
@@ -699,10 +711,13 @@ def preflight_site(
     env: Mapping[str, str],
     connect: Callable[[], Connection] | None = None,
     upgrade_to: tuple[str | None, str | None] | None = None,
+    repositories: HelmRepositories | None = None,
 ) -> PreflightResult:
     """`upgrade_to` (image, chart version; None: unchanged): check the running site as an upgrade
     makes it: the new image and chart version on the cloud, and room for the rollout's extra
-    control-plane server (:func:`upgrade_need`)."""
+    control-plane server (:func:`upgrade_need`). Otherwise the values of every chart whose schema
+    does not ship are checked too, fetching the charts from `repositories` (default: their Helm
+    repositories, cached under ~/.cache/jetstream-binderhub/charts)."""
     from jetstream_binderhub.config.cluster import resolve_defaults
     from jetstream_binderhub.config.hub import parse_hub_stack
     from jetstream_binderhub.config.stackfile import HUB_PROJECT, read_stack_file
@@ -725,6 +740,13 @@ def preflight_site(
             source=str(hub_path),
             node_groups=cluster.cluster.label_values(),
         )
+    charts: list[Check] = []
+    if hub is not None and upgrade_to is None:
+        # An upgrade changes the cluster's image and chart only: the releases' values are those `up` checked.
+        from jetstream_binderhub.ops.charts import check_charts
+        from jetstream_binderhub.plan.site import plan_site
+
+        charts = check_charts(plan_site(site, project_dir), repositories)
     return preflight(
         cluster,
         hub,
@@ -732,4 +754,5 @@ def preflight_site(
         site=site,
         connect=connect or (lambda: connect_from_environment(env)),
         upgrade=upgrade_to is not None,
+        charts=charts,
     )

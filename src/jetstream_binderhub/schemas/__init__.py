@@ -10,13 +10,16 @@ schema and values files (compacted: structure kept, prose dropped), so the check
 nothing beside the repository. Each is parsed once per process, and a validation result is kept for
 values seen before: the plan checks values up front (for a clear exit-2 message) and the program
 checks them again (which is how plain `pulumi up` is checked), and only the first does the work.
+
+A chart whose schema does not ship is checked the same way by `preflight`, with a :class:`ChartSchema`
+read at run time from the chart's archive (:mod:`jetstream_binderhub.ops.charts`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -25,18 +28,24 @@ from jetstream_binderhub.errors import Problem
 from jetstream_binderhub.helm_values import coalesce, deep_merge
 
 if TYPE_CHECKING:
-    from jsonschema import Draft7Validator
+    from jsonschema.protocols import Validator
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity: one parsed schema, one compiled validator
 class ChartSchema:
     chart: str
     version: str
     source: str
-    schema: Mapping[str, Any]
+    schema: Mapping[str, Any] | None
+    """None: the chart has no schema of its own (its subcharts may)."""
     defaults: Mapping[str, Any]
-    subcharts: Mapping[str, str]
-    """Values key -> chart name of a subchart validated on its own."""
+    subcharts: Mapping[str, str | ChartSchema]
+    """Values key -> a subchart validated on its own: the name of a shipped schema, or one read with
+    its parent chart at run time."""
+    conditions: Mapping[str, str] = field(default_factory=dict)
+    """Values key -> the dependency's `condition` in Chart.yaml (comma-separated value paths)."""
+    tags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Values key -> the dependency's `tags` in Chart.yaml."""
 
 
 def available() -> list[str]:
@@ -65,25 +74,59 @@ def load(chart: str) -> ChartSchema:
 
 
 @cache
-def _validator(chart: str) -> Draft7Validator:
+def _validator(spec: ChartSchema) -> Validator:
     from jsonschema import Draft7Validator
+    from jsonschema.validators import validator_for
 
-    return Draft7Validator(load(chart).schema)
+    # The charts' schemas name draft-07 or nothing; Helm 3 (inside pulumi-kubernetes) validates with
+    # gojsonschema, whose newest draft is 7, so a schema that names none is read as draft-07.
+    schema = spec.schema or {}
+    cls = validator_for(schema, default=Draft7Validator)
+    return cls(schema)
 
 
-def _problems(chart: str, instance: Any, prefix: str) -> list[Problem]:
+def _problems(spec: ChartSchema, instance: Any, prefix: str) -> list[Problem]:
+    if spec.schema is None:
+        return []
     found = []
-    errors = sorted(_validator(chart).iter_errors(instance), key=lambda e: list(map(str, e.absolute_path)))
+    errors = sorted(_validator(spec).iter_errors(instance), key=lambda e: list(map(str, e.absolute_path)))
     for err in errors:
         path = ".".join([prefix, *map(str, err.absolute_path)] if prefix else map(str, err.absolute_path))
         found.append(Problem(path or "(root)", err.message))
     return found
 
 
-def _validate(chart: str, values: Mapping[str, Any], prefix: str) -> list[Problem]:
-    spec = load(chart)
-    problems = _problems(chart, coalesce(spec.defaults, values), prefix)
+def _path_value(values: Mapping[str, Any], path: str) -> Any:
+    node: Any = values
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _enabled(spec: ChartSchema, key: str, values: Mapping[str, Any]) -> bool:
+    """Helm leaves a disabled dependency out before it validates: its tags first, then the first of
+    its condition's paths that holds a boolean decides (helm/helm pkg/chart/v2/util/dependencies.go
+    `processDependencyTags`, `processDependencyConditions`)."""
+    enabled = True
+    tags = values.get("tags")
+    if spec.tags.get(key) and isinstance(tags, Mapping):
+        found = [tags[t] for t in spec.tags[key] if isinstance(tags.get(t), bool)]
+        enabled = any(found) or not found
+    for path in (spec.conditions.get(key) or "").split(","):
+        if path.strip() and isinstance(flag := _path_value(values, path.strip()), bool):
+            return flag
+    return enabled
+
+
+def _validate(chart: str | ChartSchema, values: Mapping[str, Any], prefix: str) -> list[Problem]:
+    spec = load(chart) if isinstance(chart, str) else chart
+    coalesced = coalesce(spec.defaults, values)
+    problems = _problems(spec, coalesced, prefix)
     for key, subchart in spec.subcharts.items():
+        if not _enabled(spec, key, coalesced):
+            continue
         # The subchart sees the parent's subtree, nulls included, over its own defaults.
         parent_view = deep_merge(spec.defaults.get(key) or {}, values.get(key) or {})
         problems += _validate(subchart, parent_view, f"{prefix}.{key}" if prefix else key)
@@ -91,12 +134,13 @@ def _validate(chart: str, values: Mapping[str, Any], prefix: str) -> list[Proble
 
 
 @lru_cache(maxsize=16)
-def _validate_text(chart: str, text: str) -> tuple[Problem, ...]:
+def _validate_text(chart: str | ChartSchema, text: str) -> tuple[Problem, ...]:
     return tuple(_validate(chart, json.loads(text), ""))
 
 
-def validate_chart_values(chart: str, values: Mapping[str, Any]) -> list[Problem]:
-    """Every problem Helm would report installing `chart` with `values`: its schema and its subcharts'."""
+def validate_chart_values(chart: str | ChartSchema, values: Mapping[str, Any]) -> list[Problem]:
+    """Every problem Helm would report installing `chart` (a shipped schema's name, or a schema read at
+    run time) with `values`: its schema and its subcharts'."""
     try:
         text = json.dumps(values, sort_keys=True)
     except TypeError:  # not plain data (e.g. a Pulumi Output inside): validate without the cache
@@ -104,10 +148,11 @@ def validate_chart_values(chart: str, values: Mapping[str, Any]) -> list[Problem
     return list(_validate_text(chart, text))
 
 
-def refusal(chart: str, values: Mapping[str, Any]) -> str | None:
+def refusal(chart: str | ChartSchema, values: Mapping[str, Any]) -> str | None:
     """What a program stops with when Helm would refuse `values` for `chart`, or None when it would not:
     one wording for every release, so `pulumi up` names the chart and each problem the same way."""
     problems = validate_chart_values(chart, values)
     if not problems:
         return None
-    return f"the {chart} chart would refuse these values:\n" + "\n".join(f"  {p}" for p in problems)
+    name = chart if isinstance(chart, str) else chart.chart
+    return f"the {name} chart would refuse these values:\n" + "\n".join(f"  {p}" for p in problems)
