@@ -1137,7 +1137,8 @@ def _print_preflight(result: PreflightResult) -> None:
     for c in result.checks:
         mark = "-- " if c.ok and not c.checked else "ok " if c.ok else "NO "
         if c.need is None:
-            typer.echo(f"{mark} {c.area:<14}{c.name + ' ':<24}{c.message}")  # a long chart version still spaced
+            # A name as long as its column (a chart's dev version) still gets a space before its message.
+            typer.echo(f"{mark} {c.area:<14}{c.name + ' ':<24}{c.message}")
             continue
         free = "unlimited" if c.free is None else f"{c.free:.0f}"
         limit = "-" if c.limit is None else f"{c.limit:.0f}"
