@@ -138,7 +138,7 @@ def test_no_chart_key_is_taken_for_a_secret_unless_it_holds_one() -> None:
     # secret: exactly the ones the charts document as secrets.
     paths = set()
     for chart in ("binderhub", "jupyterhub"):
-        paths |= {(chart, *p) for p in _schema_properties(load(chart).schema)}
+        paths |= {(chart, *p) for p in _schema_properties(load(chart).schema or {})}
 
         def defaults(value: Any, path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
             if isinstance(value, Mapping):
