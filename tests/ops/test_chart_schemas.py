@@ -186,3 +186,22 @@ def test_the_default_cache_is_under_the_users_cache_dir(
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert HelmRepositories.default().cache_dir == tmp_path / "jetstream-binderhub" / "charts"
+
+
+def test_a_subchart_is_checked_with_the_parents_globals_and_only_while_enabled() -> None:
+    from jetstream_binderhub.schemas import validate_chart_values
+
+    child = chart_archive(
+        "child",
+        "0.1.0",
+        values={"global": {"imageRegistry": "quay.io"}},
+        schema={"properties": {"global": {"properties": {"imageRegistry": {"type": "string"}}}}},
+    )
+    dependencies = [{"name": "child", "version": "0.1.0", "condition": "child.enabled"}]
+    spec = chart_schema(
+        chart_archive("parent", "1.0.0", dependencies=dependencies, subcharts=[child]), "parent"
+    )
+    # Helm copies the parent's `global` into every subchart's values, over the subchart's own.
+    (problem,) = validate_chart_values(spec, {"global": {"imageRegistry": 5}})
+    assert str(problem) == "child.global.imageRegistry: 5 is not of type 'string'"
+    assert validate_chart_values(spec, {"global": {"imageRegistry": 5}, "child": {"enabled": False}}) == []

@@ -127,8 +127,16 @@ def _validate(chart: str | ChartSchema, values: Mapping[str, Any], prefix: str) 
     for key, subchart in spec.subcharts.items():
         if not _enabled(spec, key, coalesced):
             continue
-        # The subchart sees the parent's subtree, nulls included, over its own defaults.
+        # The subchart sees the parent's subtree, nulls included, over its own defaults, and the
+        # parent's globals over its own, `global` present even when empty (helm/helm
+        # pkg/chart/common/util/coalesce.go `coalesceDeps`, `coalesceGlobals`).
         parent_view = deep_merge(spec.defaults.get(key) or {}, values.get(key) or {})
+        parent_globals = coalesced.get("global")
+        own_globals = parent_view.get("global")
+        parent_view["global"] = deep_merge(
+            own_globals if isinstance(own_globals, Mapping) else {},
+            parent_globals if isinstance(parent_globals, Mapping) else {},
+        )
         problems += _validate(subchart, parent_view, f"{prefix}.{key}" if prefix else key)
     return problems
 
