@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .local_server import running
+
 KEEPALIVE = 0.05
 """The fake's keepalive period (BinderHub's is 25 s)."""
 
@@ -205,6 +207,7 @@ class FakeBinderHub:
         return [f"{method} {path}" for method, path, _ in self.seen.requests]
 
     def close(self) -> None:
+        """Stop answering before the `with` ends (a hub that went away)."""
         self._stop.set()
         self.server.shutdown()
         self.server.server_close()
@@ -213,10 +216,5 @@ class FakeBinderHub:
 @contextmanager
 def serving(script: Script) -> Iterator[FakeBinderHub]:
     fake = FakeBinderHub(script)
-    thread = threading.Thread(target=fake.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with running(fake.server, before_stop=fake._stop.set):
         yield fake
-    finally:
-        fake.close()
-        thread.join(timeout=5)

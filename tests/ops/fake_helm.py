@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import tarfile
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ import httpx
 import yaml
 
 from jetstream_binderhub.ops.charts import HelmRepositories
+
+from .local_server import running
 
 
 def chart_archive(
@@ -139,11 +140,5 @@ def _handler(fake: FakeHelm) -> type[BaseHTTPRequestHandler]:
 def serving() -> Iterator[FakeHelm]:
     fake = FakeHelm(server=ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler))
     fake.server.RequestHandlerClass = _handler(fake)
-    thread = threading.Thread(target=fake.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with running(fake.server):
         yield fake
-    finally:
-        fake.server.shutdown()
-        fake.server.server_close()
-        thread.join(timeout=5)

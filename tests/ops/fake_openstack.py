@@ -10,13 +10,14 @@ openstacksdk does its real discovery and requests against it.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from .local_server import running
 
 PROJECT_ID = "8f2bd2e3a4c94ab7bde1b0d4f1c2a3b4"
 USER_ID = "1a2b3c4d5e6f47a8b9c0d1e2f3a4b5c6"
@@ -520,11 +521,5 @@ def _image(name: str) -> dict[str, Any]:
 @contextmanager
 def serving(cloud: Cloud | None = None) -> Iterator[FakeOpenStack]:
     fake = FakeOpenStack(cloud or Cloud())
-    thread = threading.Thread(target=fake.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with running(fake.server):
         yield fake
-    finally:
-        fake.server.shutdown()
-        fake.server.server_close()
-        thread.join(timeout=5)
