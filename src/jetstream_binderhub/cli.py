@@ -275,6 +275,21 @@ def _open_site(
     )
 
 
+def _environment_ready(
+    site: str,
+    project_dir: Path | None,
+    backend: str | None,
+    secrets_provider: str | None,
+    layer: LayerName,
+) -> None:
+    """Stop, naming every missing piece of the environment at once, before any check that reaches the cloud."""
+    from jetstream_binderhub.automation.results import layers_for
+
+    opened = _open_site(site, project_dir, backend, secrets_provider, None)
+    layers = [current for current in layers_for(layer.value) if opened.has_layer(current)]
+    run_or_exit(lambda: opened.check_environment(layers, cloud=True))
+
+
 def _on_site(
     site: str,
     project_dir: Path | None,
@@ -485,6 +500,9 @@ def up(
             2,
         )
     if not skip_preflight:
+        # Preflight needs only OpenStack credentials: say every other missing piece first, all at once,
+        # rather than after the allocation was checked.
+        _environment_ready(site, project_dir, backend, secrets_provider, layer)
         checked = _preflight(site, project_dir)
         if checked.held is not None and not json_output and (not quiet or not checked.ok):
             # The numbers in a shortfall count the running site's own share as room: say what it is.
@@ -1056,6 +1074,8 @@ def upgrade(
         typer.echo(line, err=json_output)
 
     def check_cloud(new_image: str | None, new_chart: str | None) -> None:
+        # As in `up`: every missing piece of the environment at once, before the cloud is asked anything.
+        _environment_ready(site, project_dir, backend, None, LayerName.all)
         checked = _preflight(site, project_dir, upgrade_to=(new_image, new_chart))
         _fail_preflight(
             checked,

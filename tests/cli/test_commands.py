@@ -721,3 +721,37 @@ def test_a_secret_the_program_refuses_exits_2_naming_its_key(
     assert "error: invalid configuration in stack jetstream2:" in err
     assert f"  {key}: must be an https:// URL" in err
     assert "s3cr3t" not in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["up", "--yes"],
+        ["upgrade", "--image", "ubuntu-jammy-kube-v1.34.1-251020-1200", "--yes"],
+    ],
+    ids=["up", "upgrade"],
+)
+def test_commands_that_preflight_name_every_missing_piece_before_asking_the_cloud(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # Preflight needs only OpenStack credentials: run first, it would pass or fail on those alone and the
+    # missing Pulumi CLI and passphrase would be said only after the allocation was checked.
+    from jetstream_binderhub.ops import preflight
+
+    asked: list[str] = []
+    monkeypatch.setattr(preflight, "preflight_site", lambda site, *_, **__: asked.append(site))
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    for name in ("PULUMI_CONFIG_PASSPHRASE", "OS_AUTH_URL", "OS_APPLICATION_CREDENTIAL_ID"):
+        monkeypatch.delenv(name)
+    files = {p: p.read_text() for p in project.rglob("Pulumi.*.yaml")}
+    code, _, err = run(command[0], "jetstream2", *command[1:], "-C", str(project))
+
+    assert code == 5, err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 3, err
+    assert "Pulumi CLI (`pulumi`) is not on PATH" in errors[0]
+    assert "no OpenStack credentials" in errors[2]
+    assert asked == [], "the cloud was asked before the environment was complete"
+    assert {p: p.read_text() for p in project.rglob("Pulumi.*.yaml")} == files, "nothing was changed"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from jetstream_binderhub.automation.testing import FakeStacks
 from jetstream_binderhub.cli import app
 from jetstream_binderhub.ops.preflight import (
     PreflightAuthFailed,
@@ -178,15 +179,26 @@ def test_cli_json(cloud: FakeOpenStack, project: Path) -> None:
     assert data["ok"] is True and data["need"]["cores"] == 172
 
 
-def test_up_runs_preflight_first_and_stops_on_a_shortfall(
-    cloud: FakeOpenStack, project: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def pulumi_ready(monkeypatch: pytest.MonkeyPatch) -> FakeStacks:
+    """The rest of `up`'s environment (a Pulumi CLI, the passphrase): it names missing pieces before preflight."""
+    from jetstream_binderhub.automation import testing as t
 
+    stacks = t.FakeStacks()
+    monkeypatch.setattr("jetstream_binderhub.automation.site.PulumiStacks", lambda: stacks)
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", t.READY_ENV["PULUMI_CONFIG_PASSPHRASE"])
+    return stacks
+
+
+def test_up_runs_preflight_first_and_stops_on_a_shortfall(
+    cloud: FakeOpenStack, project: Path, pulumi_ready: FakeStacks
+) -> None:
     cloud.cloud.compute["cores"] = {"limit": 100, "in_use": 0, "reserved": 0}
     result = runner.invoke(app, ["up", "jetstream2", "--yes", "-C", str(project)])
     assert result.exit_code == 16, result.output
     assert "error: preflight: compute cores: needs 172, 100 free" in result.stderr
     assert "--skip-preflight" in result.stderr
+    assert pulumi_ready.calls == [], "nothing was previewed or applied"
 
 
 def test_an_upgrade_of_the_running_site_needs_room_for_one_control_plane_server_and_its_new_image(
@@ -364,7 +376,7 @@ def test_an_upgrade_credits_nothing_its_need_already_leaves_the_running_site_out
 
 
 def test_up_on_a_deployed_site_names_what_it_credited_beside_a_shortfall(
-    cloud: FakeOpenStack, project: Path
+    cloud: FakeOpenStack, project: Path, pulumi_ready: FakeStacks
 ) -> None:
     tight_cloud(cloud)
     cloud.cloud.deploy("pythia-binder", STACK_ID, user_nodes=2)
