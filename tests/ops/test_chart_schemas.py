@@ -11,7 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from jetstream_binderhub.cli import app
-from jetstream_binderhub.ops.charts import ChartRelease, ChartUnavailable, HelmRepositories, chart_schema
+from jetstream_binderhub.ops.charts import (
+    ChartRelease,
+    ChartUnavailable,
+    HelmRepositories,
+    chart_schema,
+)
 from jetstream_binderhub.ops.preflight import Check, PreflightResult, preflight_site
 
 from . import test_preflight
@@ -205,3 +210,36 @@ def test_a_subchart_is_checked_with_the_parents_globals_and_only_while_enabled()
     (problem,) = validate_chart_values(spec, {"global": {"imageRegistry": 5}})
     assert str(problem) == "child.global.imageRegistry: 5 is not of type 'string'"
     assert validate_chart_values(spec, {"global": {"imageRegistry": 5}, "child": {"enabled": False}}) == []
+
+
+def test_a_malformed_index_is_the_charts_row_not_a_traceback(
+    cloud: FakeOpenStack, project: Path, helm: FakeHelm, site_releases: list[ChartRelease]
+) -> None:
+    local = "/" + PROMETHEUS.split("://", 1)[1]
+    helm.indexes.pop(local)
+    helm.files[f"{local}/index.yaml"] = b"apiVersion: v1\nentries:\n  prometheus: [\n"
+    result = runner.invoke(app, ["preflight", "jetstream2", "-C", str(project)])
+    assert result.exit_code == 16, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    version = release(site_releases, "prometheus").version
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(
+        f"error: preflight: chart prometheus {version}: not checked: the index of {PROMETHEUS} is not valid "
+        "YAML at line 4, column 1"
+    )
+
+
+def test_a_malformed_chart_yaml_in_the_archive_is_the_charts_row(
+    cloud: FakeOpenStack, project: Path, helm: FakeHelm, site_releases: list[ChartRelease]
+) -> None:
+    version = release(site_releases, "grafana").version
+    broken = chart_archive(
+        "grafana", version, members={"grafana/Chart.yaml": b"name: grafana\n\tversion: 1\n"}
+    )
+    republish(helm, GRAFANA, "grafana", version, broken)
+    (failure,) = run(project).failures
+    assert failure.name == f"grafana {version}"
+    assert failure.message.startswith(
+        f"not checked: grafana {version} grafana/Chart.yaml is not valid YAML at line 2, column 1"
+    )
+    assert "indented with a tab" in failure.message and "\n" not in failure.message

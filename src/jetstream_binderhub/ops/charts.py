@@ -27,6 +27,9 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
+import yaml
+
+from jetstream_binderhub.config.stackfile import yaml_problem
 from jetstream_binderhub.ops.preflight import Check
 from jetstream_binderhub.schemas import ChartSchema, available, validate_chart_values
 from jetstream_binderhub.yamlio import safe_load
@@ -139,10 +142,7 @@ class HelmRepositories:
         if (cached := self._cached(repo, chart, version)) is not None:
             return cached
         base = repo.rstrip("/") + "/"
-        try:
-            index = safe_load(self._get(urljoin(base, "index.yaml")).decode())
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ChartUnavailable(f"the index of {repo} is not YAML ({exc})") from None
+        index = _yaml(self._get(urljoin(base, "index.yaml")), f"the index of {repo}")
         entries = (index or {}).get("entries", {}).get(chart) if isinstance(index, dict) else None
         entry = next(
             (e for e in entries or [] if isinstance(e, dict) and str(e.get("version")) == version), None
@@ -197,10 +197,18 @@ def _files(data: bytes, source: str) -> dict[str, bytes]:
 
 
 def _yaml(raw: bytes | None, what: str) -> Any:
+    """A repository's index or a chart's YAML file; malformed, it is the chart's failure in one line,
+    worded as a malformed stack file is (line, column, the parser's reason)."""
+    if not raw:
+        return None
     try:
-        return safe_load(raw.decode()) if raw else None
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ChartUnavailable(f"{what} is not YAML ({exc})") from None
+        text = raw.decode()
+    except UnicodeDecodeError as exc:
+        raise ChartUnavailable(f"{what} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        return safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ChartUnavailable(f"{what} is {yaml_problem(exc, text)}") from None
 
 
 def _chart_at(files: Mapping[str, bytes], root: str, source: str) -> ChartSchema:
