@@ -16,6 +16,7 @@ from jetstream_binderhub.ops.charts import (
     ChartUnavailable,
     HelmRepositories,
     chart_schema,
+    default_cache_dir,
 )
 from jetstream_binderhub.ops.preflight import Check, PreflightResult, preflight_site
 
@@ -243,3 +244,35 @@ def test_a_malformed_chart_yaml_in_the_archive_is_the_charts_row(
         f"not checked: grafana {version} grafana/Chart.yaml is not valid YAML at line 2, column 1"
     )
     assert "indented with a tab" in failure.message and "\n" not in failure.message
+
+
+def test_an_unreadable_cache_entry_is_a_miss_and_an_unwritable_cache_is_skipped(
+    tmp_path: Path, helm: FakeHelm
+) -> None:
+    # A directory where the archive should be: reading it fails as any user, root included.
+    repos = helm.repositories(tmp_path / "cache")
+    first = repos.archive(PROMETHEUS, "prometheus", "29.27.0")
+    (cached,) = (tmp_path / "cache").rglob("*.tgz")
+    cached.unlink()
+    cached.mkdir()
+    helm.requests.clear()
+    assert repos.archive(PROMETHEUS, "prometheus", "29.27.0") == first
+    assert any(path.endswith(".tgz") for path in helm.requests)
+
+    # A cache under a regular file cannot be made: the chart is used from memory, every time.
+    (tmp_path / "a-file").write_text("")
+    uncached = helm.repositories(tmp_path / "a-file" / "cache")
+    assert uncached.archive(PROMETHEUS, "prometheus", "29.27.0") == first
+
+
+def test_the_check_runs_when_the_cache_cannot_be_written(
+    cloud: FakeOpenStack, project: Path, helm: FakeHelm, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "a-file"))
+    monkeypatch.setattr(
+        HelmRepositories, "default", classmethod(lambda cls: helm.repositories(default_cache_dir()))
+    )
+    result = runner.invoke(app, ["preflight", "jetstream2", "-C", str(project)])
+    assert result.exit_code == 0, result.output
+    assert "values match its schema" in result.stdout

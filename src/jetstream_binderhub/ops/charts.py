@@ -16,6 +16,7 @@ the release against the chart's schema and its subcharts' with the machinery the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -125,16 +126,20 @@ class HelmRepositories:
 
     def _cached(self, repo: str, chart: str, version: str) -> bytes | None:
         where, stem = self._slot(repo, chart, version)
-        if not where.is_dir():
-            return None
-        for path in where.iterdir():
-            if not (path.name.startswith(stem) and path.name.endswith(".tgz")):
-                continue
-            data = path.read_bytes()
-            # The name carries the digest: a truncated or altered file is fetched again.
-            if hashlib.sha256(data).hexdigest() == path.name.removeprefix(stem).removesuffix(".tgz"):
-                return data
-            path.unlink(missing_ok=True)
+        # The cache only saves a download: whatever cannot be read in it is fetched again.
+        try:
+            if not where.is_dir():
+                return None
+            for path in where.iterdir():
+                if not (path.name.startswith(stem) and path.name.endswith(".tgz")):
+                    continue
+                data = path.read_bytes()
+                # The name carries the digest: a truncated or altered file is fetched again.
+                if hashlib.sha256(data).hexdigest() == path.name.removeprefix(stem).removesuffix(".tgz"):
+                    return data
+                path.unlink(missing_ok=True)
+        except OSError:
+            pass
         return None
 
     def archive(self, repo: str, chart: str, version: str) -> bytes:
@@ -160,12 +165,21 @@ class HelmRepositories:
                 f"the archive of {chart} {version} does not match its index's digest "
                 f"(sha256 {actual[:12]}…, index {expected[:12]}…): refused"
             )
-        where, stem = self._slot(repo, chart, version)
-        where.mkdir(parents=True, exist_ok=True)
-        partial = where / f".{stem}{actual}.part"
-        partial.write_bytes(data)
-        partial.replace(where / f"{stem}{actual}.tgz")
+        self._keep(repo, chart, version, actual, data)
         return data
+
+    def _keep(self, repo: str, chart: str, version: str, digest: str, data: bytes) -> None:
+        """Cache the verified archive; a cache that cannot be written (read-only, or under a file)
+        leaves the check to the archive in memory, downloaded again next time."""
+        where, stem = self._slot(repo, chart, version)
+        partial = where / f".{stem}{digest}.part"
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(data)
+            partial.replace(where / f"{stem}{digest}.tgz")
+        except OSError:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
 
 
 # --- reading a chart archive -----------------------------------------------------------------------
