@@ -424,12 +424,13 @@ def required_secrets(support: SupportConfig) -> list[str]:
     """Secret keys the enabled support pieces cannot run without."""
     keys = [GRAFANA_SECRET_KEY] if support.grafana is not None else []
     alerts = support.alerts
-    if alerts is not None and alerts.webhook is not None:
-        keys.append(ALERTS_WEBHOOK_SECRET_KEY)
-    if alerts is not None and alerts.email is not None and alerts.email.username is not None:
-        keys.append(ALERTS_SMTP_PASSWORD_SECRET_KEY)
-    if alerts is not None and alerts.heartbeat is not None:
-        keys.append(ALERTS_HEARTBEAT_SECRET_KEY)
+    if alerts is not None:
+        if alerts.webhook is not None:
+            keys.append(ALERTS_WEBHOOK_SECRET_KEY)
+        if alerts.email is not None and alerts.email.username is not None:
+            keys.append(ALERTS_SMTP_PASSWORD_SECRET_KEY)
+        if alerts.heartbeat is not None:
+            keys.append(ALERTS_HEARTBEAT_SECRET_KEY)
     return keys
 
 
