@@ -145,7 +145,7 @@ def test_email_logs_in_with_a_password_that_stays_a_secret(
     plan_hub: PlanHub, hub_config: dict[str, Any]
 ) -> None:
     _alerts(hub_config).pop("webhook", None)
-    _alerts(hub_config)["email"] = EMAIL
+    _alerts(hub_config)["email"] = dict(EMAIL)
     run = plan_hub(hub_config, secrets=_secrets(alerts_smtp_password=SMTP_PASSWORD))
     am = _alertmanager(run)
     receiver = _receiver(am)
