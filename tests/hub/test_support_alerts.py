@@ -222,6 +222,34 @@ def test_the_program_refuses_a_url_sent_in_clear(
     assert [p.key for p in refused.problems] == [key]
 
 
+@pytest.mark.parametrize(
+    ("key", "config"),
+    [
+        ("alerts_webhook_url", {}),
+        ("alerts_smtp_password", {"webhook": None, "email": EMAIL}),
+        ("alerts_heartbeat_url", {}),
+    ],
+)
+def test_the_program_itself_refuses_a_receiver_without_its_secret(
+    hub_config: dict[str, Any], key: str, config: dict[str, Any]
+) -> None:
+    # What plain `pulumi -C binderhub up` does, without the offline planner in front of it: the missing key
+    # is named before Alertmanager is declared with a receiver whose credential file would be absent.
+    for name, value in config.items():
+        if value is None:
+            _alerts(hub_config).pop(name, None)
+        else:
+            _alerts(hub_config)[name] = value
+    secrets = _secrets(
+        alerts_webhook_url=WEBHOOK, alerts_smtp_password=SMTP_PASSWORD, alerts_heartbeat_url=HEARTBEAT
+    )
+    del secrets[key]
+    with pytest.raises(Exception, match=rf"{key}: is not set") as err:
+        run_hub_program(hub_config, secrets)
+    assert f"pulumi -C binderhub config set --secret {key} -s jetstream2" in str(err.value)
+    assert all(value not in str(err.value) for value in secrets.values())
+
+
 def test_a_site_built_in_python_refuses_a_webhook_url_sent_in_clear(
     cluster_config: dict[str, Any], hub_config: dict[str, Any], tmp_path: Path
 ) -> None:
