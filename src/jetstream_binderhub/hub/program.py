@@ -21,14 +21,7 @@ from jetstream_binderhub.config.hub import (
     set_secret_command,
 )
 from jetstream_binderhub.config.stackfile import HUB_PROJECT, SECRET_PLACEHOLDER
-from jetstream_binderhub.config.support import (
-    ALERTS_HEARTBEAT_SECRET_KEY,
-    ALERTS_SMTP_PASSWORD_SECRET_KEY,
-    ALERTS_WEBHOOK_SECRET_KEY,
-    GRAFANA_SECRET_KEY,
-    required_secrets,
-    secret_value_problems,
-)
+from jetstream_binderhub.config.support import required_secrets, secret_value_problems
 from jetstream_binderhub.errors import ConfigError, Problem
 from jetstream_binderhub.hub import values as v
 from jetstream_binderhub.hub.components import (
@@ -143,7 +136,6 @@ def hub_program(allow_replace: Collection[str] | None = None) -> None:
     # Before BinderHub: its pods name the core PriorityClass, which must exist when they are admitted.
     # (Traefik's, created earlier, are retried by their ReplicaSet until the class exists.)
     grafana = site.support.grafana
-    needed = set(required_secrets(site.support))
     support = Support(
         "support",
         SupportArgs(
@@ -151,20 +143,7 @@ def hub_program(allow_replace: Collection[str] | None = None) -> None:
             node_group_labels=labels,
             k8s_provider=provider,
             address=ingress.address,
-            grafana_client_secret=cfg.require_secret(GRAFANA_SECRET_KEY) if grafana else None,
-            alerts_webhook_url=(
-                cfg.require_secret(ALERTS_WEBHOOK_SECRET_KEY) if ALERTS_WEBHOOK_SECRET_KEY in needed else None
-            ),
-            alerts_smtp_password=(
-                cfg.require_secret(ALERTS_SMTP_PASSWORD_SECRET_KEY)
-                if ALERTS_SMTP_PASSWORD_SECRET_KEY in needed
-                else None
-            ),
-            alerts_heartbeat_url=(
-                cfg.require_secret(ALERTS_HEARTBEAT_SECRET_KEY)
-                if ALERTS_HEARTBEAT_SECRET_KEY in needed
-                else None
-            ),
+            secrets={key: cfg.require_secret(key) for key in required_secrets(site.support)},
             depends_on=[certs.issuer, ingress.release],
         ),
     )

@@ -30,6 +30,7 @@ from jetstream_binderhub.config.support import (
     ALERTS_WEBHOOK_SECRET_KEY,
     CRYPTNONO_CHART_REPO,
     GRAFANA_CHART_REPO,
+    GRAFANA_SECRET_KEY,
     PROMETHEUS_CHART_REPO,
     AlertsConfig,
     AllocationConfig,
@@ -64,6 +65,12 @@ runtime could not create a mount point for the Secret."""
 WEBHOOK_URL_FILE = "webhook-url"
 SMTP_PASSWORD_FILE = "smtp-password"
 HEARTBEAT_URL_FILE = "heartbeat-url"
+RECEIVER_FILES = {
+    ALERTS_WEBHOOK_SECRET_KEY: WEBHOOK_URL_FILE,
+    ALERTS_SMTP_PASSWORD_SECRET_KEY: SMTP_PASSWORD_FILE,
+    ALERTS_HEARTBEAT_SECRET_KEY: HEARTBEAT_URL_FILE,
+}
+"""The receivers' secret config keys and the files of the mounted Secret Alertmanager reads them from."""
 RECEIVER = "site-operators"
 HEARTBEAT_RECEIVER = "heartbeat"
 HEARTBEAT_ALERT = "Watchdog"
@@ -621,13 +628,9 @@ class SupportArgs:
     k8s_provider: k8s.Provider
     address: pulumi.Input[str]
     """The ingress's public address, for Grafana's DNS record."""
-    grafana_client_secret: pulumi.Input[str] | None = None
-    alerts_webhook_url: pulumi.Input[str] | None = None
-    """With `support.monitoring.alerts.webhook`: the secret key `alerts_webhook_url`."""
-    alerts_smtp_password: pulumi.Input[str] | None = None
-    """With `support.monitoring.alerts.email.username`: the secret key `alerts_smtp_password`."""
-    alerts_heartbeat_url: pulumi.Input[str] | None = None
-    """With `support.monitoring.alerts.heartbeat`: the secret key `alerts_heartbeat_url`."""
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """The stack's secrets the enabled pieces need (`required_secrets`), by config key, as Pulumi secrets
+    (`Config.require_secret`): Grafana's GitHub client secret, the Alertmanager receivers' credentials."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """What must exist first (the ClusterIssuer for Grafana's certificate, the ingress class)."""
 
@@ -741,39 +744,13 @@ class Support(pulumi.ComponentResource):
         self, name: str, args: SupportArgs, namespace: pulumi.Output[str], k8s_opts: Any
     ) -> k8s.core.v1.Secret:
         """The receivers' credentials, from the stack's secrets, as files Alertmanager reads."""
-        alerts = args.config.support.alerts
-        assert alerts is not None
-        data: dict[str, pulumi.Input[str]] = {}
-        for wanted, value, key, file in (
-            (
-                alerts.webhook is not None,
-                args.alerts_webhook_url,
-                ALERTS_WEBHOOK_SECRET_KEY,
-                WEBHOOK_URL_FILE,
-            ),
-            (
-                alerts.email is not None and alerts.email.username is not None,
-                args.alerts_smtp_password,
-                ALERTS_SMTP_PASSWORD_SECRET_KEY,
-                SMTP_PASSWORD_FILE,
-            ),
-            (
-                alerts.heartbeat is not None,
-                args.alerts_heartbeat_url,
-                ALERTS_HEARTBEAT_SECRET_KEY,
-                HEARTBEAT_URL_FILE,
-            ),
-        ):
-            if not wanted:
-                continue
-            if value is None:
-                raise pulumi.RunError(f"alertmanager needs the secret key {key}")
-            data[file] = pulumi.Output.secret(value)
         return k8s.core.v1.Secret(
             f"{name}-alertmanager-receivers",
             metadata={"name": ALERTMANAGER_SECRET, "namespace": namespace},
             type="Opaque",
-            string_data=data,
+            string_data={
+                file: args.secrets[key] for key, file in RECEIVER_FILES.items() if key in args.secrets
+            },
             opts=k8s_opts(),
         )
 
@@ -803,13 +780,11 @@ class Support(pulumi.ComponentResource):
             string_data={"admin-user": "admin", "admin-password": self.grafana_admin_password},
             opts=k8s_opts(),
         )
-        if args.grafana_client_secret is None:
-            raise pulumi.RunError("grafana needs the secret key grafana_github_client_secret")
         oauth = k8s.core.v1.Secret(
             f"{name}-grafana-github-oauth",
             metadata={"name": GRAFANA_OAUTH_SECRET, "namespace": namespace},
             type="Opaque",
-            string_data={GRAFANA_OAUTH_KEY: pulumi.Output.secret(args.grafana_client_secret)},
+            string_data={GRAFANA_OAUTH_KEY: args.secrets[GRAFANA_SECRET_KEY]},
             opts=k8s_opts(),
         )
         board_data = dashboards()
