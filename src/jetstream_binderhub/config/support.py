@@ -452,6 +452,8 @@ _URL_PURPOSES = {
     ALERTS_WEBHOOK_SECRET_KEY: "the incoming webhook's URL from the chat's settings",
     ALERTS_HEARTBEAT_SECRET_KEY: "the ping URL the dead man's switch service shows for the check",
 }
+CHECKED_SECRET_KEYS = frozenset(_URL_PURPOSES)
+"""The secret keys whose values `secret_value_problems` reads."""
 
 
 def secret_value_problems(values: Mapping[str, str]) -> list[Problem]:

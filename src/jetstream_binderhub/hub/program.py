@@ -21,7 +21,7 @@ from jetstream_binderhub.config.hub import (
     set_secret_command,
 )
 from jetstream_binderhub.config.stackfile import HUB_PROJECT, SECRET_PLACEHOLDER
-from jetstream_binderhub.config.support import required_secrets, secret_value_problems
+from jetstream_binderhub.config.support import CHECKED_SECRET_KEYS, required_secrets, secret_value_problems
 from jetstream_binderhub.errors import ConfigError, Problem
 from jetstream_binderhub.hub import values as v
 from jetstream_binderhub.hub.components import (
@@ -68,7 +68,8 @@ def read_hub_config() -> HubStackConfig:
             raise ConfigError(missing, source=f"stack {stack}")
         # Pulumi has decrypted the secrets for this run: the only place their values can be checked.
         # (The offline plan runs this program with a placeholder for secrets it cannot decrypt.)
-        values = {k: str(get_config(f"{HUB_PROJECT}:{k}")) for k in present}
+        # Only the checked ones are read into plain strings: the registry password and tokens are not.
+        values = {k: str(get_config(f"{HUB_PROJECT}:{k}")) for k in present & CHECKED_SECRET_KEYS}
         known = {k: v for k, v in values.items() if v != SECRET_PLACEHOLDER}
         if bad := secret_value_problems(known):
             raise ConfigError(bad, source=f"stack {stack}")
