@@ -239,6 +239,7 @@ def _plan_compare(
             "head": comparison.head_label,
             "plan_of_intent": True,
             "layers": [layer.model_dump(mode="json") for layer in comparison.layers],
+            "cost": comparison.cost.model_dump(mode="json"),
             "notes": comparison.notes,
         }
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -112,6 +112,53 @@ def test_an_unchanged_cost_says_so(repo: Path) -> None:
     )
 
 
+GPU_GROUP = """
+      - name: gpu-g3.small
+        flavor: g3.small
+        min_count: 1
+        max_count: 2
+    autoscaling: true
+"""
+
+
+def test_cpu_and_gpu_allocations_each_get_their_own_su_per_hour_change(repo: Path) -> None:
+    # A base with a GPU group; the change removes it and grows the control plane from 1 to 3 m3.small.
+    edit_site(repo, "\n    autoscaling: true\n", GPU_GROUP)
+    git(repo, "commit", "-q", "-am", "a GPU group")
+    git(repo, "tag", "with-gpu")
+    edit_site(repo, GPU_GROUP, "\n    autoscaling: true\n")
+    edit_site(repo, "count: 1\n", "count: 3\n")
+
+    result = runner.invoke(app, ["plan", "jetstream2", "--compare", "with-gpu", "-C", str(repo)])
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "SU/hour (cpu): at minimum size 22 -> 26 (+4); at maximum size 166 -> 170 (+4); "
+        "SU/hour (gpu): at minimum size 8 -> 0 (-8); at maximum size 16 -> 0 (-16)"
+    ) in result.stdout
+
+    result = runner.invoke(app, ["plan", "jetstream2", "--compare", "with-gpu", "--json", "-C", str(repo)])
+
+    assert result.exit_code == 0, result.output
+    cost = json.loads(result.stdout)["cost"]
+    assert cost["before"]["by_resource"] == {
+        "cpu": {
+            "min_per_hour": 22,
+            "max_per_hour": 166,
+            "groups": ["control-plane", "default-worker", "user-m3.large"],
+        },
+        "gpu": {"min_per_hour": 8, "max_per_hour": 16, "groups": ["gpu-g3.small"]},
+    }
+    assert cost["after"]["by_resource"] == {
+        "cpu": {
+            "min_per_hour": 26,
+            "max_per_hour": 170,
+            "groups": ["control-plane", "default-worker", "user-m3.large"],
+        }
+    }
+    assert cost["line"].startswith("SU/hour (cpu): ")
+
+
 def test_cli_prints_to_stdout_and_json(repo: Path) -> None:
     edit_site(repo, "max_count: 10", "max_count: 12")
     result = runner.invoke(app, ["plan", "jetstream2", "--compare", "base", "-C", str(repo)])
@@ -184,6 +231,49 @@ def test_the_base_is_planned_by_its_own_code(repo: Path) -> None:
     cluster = {c.name: c.op.value for c in comparison.layers[0].changes}
     assert cluster["old-code-cluster"] == "delete"
     assert cluster["pythia-binder-cluster"] == "create"
+
+
+def test_a_base_planned_by_code_that_did_not_record_allocations_is_split_by_the_catalog(repo: Path) -> None:
+    """Code older than `CostLine.resource` printed cost lines without it: its GPU group is still priced on
+    the GPU allocation rather than dropped from every allocation."""
+    stub = repo / "src" / "jetstream_binderhub"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("")
+    lines = [
+        {
+            "group": "control-plane",
+            "flavor": "m3.small",
+            "min_count": 1,
+            "max_count": 1,
+            "su_per_hour_each": 2,
+        },
+        {
+            "group": "gpu-g3.small",
+            "flavor": "g3.small",
+            "min_count": 1,
+            "max_count": 2,
+            "su_per_hour_each": 8,
+        },
+    ]
+    plan = {
+        "site": "jetstream2",
+        "profile": "jetstream2",
+        "layers": [],
+        "cost": {"unit": "SU", "lines": lines, "min_per_hour": 10, "max_per_hour": 18},
+        "notes": [],
+    }
+    (stub / "cli.py").write_text(f"import json\nprint(json.dumps({plan!r}))\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "old code")
+    git(repo, "tag", "old-code")
+    shutil.rmtree(repo / "src")
+
+    comparison = compare("jetstream2", repo, "old-code")
+
+    assert comparison.notes[0] == (
+        "SU/hour (cpu): at minimum size 2 -> 22 (+20); at maximum size 2 -> 166 (+164); "
+        "SU/hour (gpu): at minimum size 8 -> 0 (-8); at maximum size 16 -> 0 (-16)"
+    )
 
 
 def test_compare_against_a_site_file(repo: Path, tmp_path: Path) -> None:

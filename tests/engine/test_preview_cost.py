@@ -107,6 +107,52 @@ def test_a_cluster_created_beside_a_deleted_one_is_not_a_new_site() -> None:
     )
 
 
+def with_gpu_group_removed_and_three_control_plane_servers() -> list[dict[str, Any]]:
+    """The shipped site plus a deployed g3.small group (1-2 nodes) that the change deletes, while the
+    control plane grows from 1 to 3 m3.small."""
+    changed: list[dict[str, Any]] = []
+    for event in events("cost_unchanged.jsonl"):
+        meta = event.get("resourcePreEvent", event.get("resOutputsEvent", {})).get("metadata", {})
+        if meta.get("type") == "openstack:containerinfra/cluster:Cluster":
+            meta["op"] = "update"
+            meta["new"]["inputs"]["masterCount"] = 3
+        changed.append(event)
+        if "resourcePreEvent" in event and meta.get("type") == "openstack:containerinfra/nodeGroup:NodeGroup":
+            gpu = copy.deepcopy(event)
+            old = gpu["resourcePreEvent"]["metadata"]
+            old["urn"] = old["urn"].replace(NODE_GROUP, "gpu-g3.small")
+            for state in (old["old"]["inputs"], old["old"]["outputs"]):
+                state.update(name="gpu-g3.small", flavorId="g3.small", minNodeCount=1, maxNodeCount=2)
+            old.update(op="delete", new=None)
+            changed.append(gpu)
+    return changed
+
+
+def test_cpu_and_gpu_are_separate_allocations_and_each_gets_its_own_change() -> None:
+    # A reviewer's case: one line adding m3 and g3 rates printed -4 while the CPU allocation's burn
+    # goes up (2 more m3.small, 2 SU/h each) and the GPU allocation's goes down (a g3.small group, 8 SU/h).
+    cost = engine_cost(
+        changes_from_events("cluster", with_gpu_group_removed_and_three_control_plane_servers()).servers,
+        PROFILE,
+    )
+
+    assert cost is not None
+    assert cost.line == (
+        "SU/hour (cpu): at minimum size 22 -> 26 (+4); at maximum size 166 -> 170 (+4); "
+        "SU/hour (gpu): at minimum size 8 -> 0 (-8); at maximum size 16 -> 0 (-16)"
+    )
+    # --json carries the same figures per allocation; the totals keep adding every priced group.
+    assert cost.before is not None
+    assert {r: (t.min_per_hour, t.max_per_hour) for r, t in cost.before.by_resource.items()} == {
+        "cpu": (22, 166),
+        "gpu": (8, 16),
+    }
+    assert {r: (t.min_per_hour, t.max_per_hour) for r, t in cost.after.by_resource.items()} == {
+        "cpu": (26, 170)
+    }
+    assert (cost.before.min_per_hour, cost.after.min_per_hour) == (30, 26)
+
+
 def test_a_lower_maximum_is_a_negative_change() -> None:
     lowered = events("cost_max_count.jsonl")
     for event in lowered:

@@ -32,7 +32,7 @@ from jetstream_binderhub.config.stackfile import CLUSTER_PROJECT, HUB_PROJECT, H
 from jetstream_binderhub.engine.changes import ChangeOp, LayerChanges, ResourceChange, ValueChange
 from jetstream_binderhub.errors import ConfigError, JetstreamBinderHubError, Problem
 from jetstream_binderhub.naming import CLUSTER_TYPE, NODE_GROUP_TYPE
-from jetstream_binderhub.plan.model import LayerPlan, Plan, PlannedResource
+from jetstream_binderhub.plan.model import CostChange, CostEstimate, LayerPlan, Plan, PlannedResource
 from jetstream_binderhub.plan.render import flatten
 from jetstream_binderhub.plan.site import cluster_stack_path, hub_stack_path
 
@@ -74,6 +74,7 @@ class Comparison:
     base_label: str
     head_label: str
     layers: list[LayerChanges]
+    cost: CostChange
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -351,15 +352,34 @@ def compare(site: str, project_dir: Path, base: str) -> Comparison:
     # What `up` would refuse, with the guard's own way out (for a node group's new flavor: a new group
     # beside the old, then the old removed): a reviewer reads it here before anyone runs `up`.
     refusals = [f"`up` would refuse this: {danger}" for danger in find_dangerous(changes)]
+    base_cost = _with_resources(base_plan.cost, head.profile) if base_plan else None
+    cost = CostChange(before=base_cost, after=head.cost, line=cost_change(base_cost, head.cost))
     # The allocation is what a reviewer weighs a size or flavor change against: say it first.
     notes = [
-        cost_change(base_plan.cost if base_plan else None, head.cost),
+        cost.line,
         *refusals,
         *notes,
         *head.warnings,
         *head.notes,
     ]
-    return Comparison(site, label, "working tree", changes, notes)
+    return Comparison(site, label, "working tree", changes, cost, notes)
+
+
+def _with_resources(cost: CostEstimate, profile_name: str) -> CostEstimate:
+    """`cost` with each priced line's allocation resource: a plan printed by code older than the
+    resource field has none, and would otherwise count on no allocation at all."""
+    if all(line.resource or line.su_per_hour_each is None for line in cost.lines):
+        return cost
+    from jetstream_binderhub.profiles import load_profile
+
+    profile = load_profile(profile_name)
+    lines = []
+    for line in cost.lines:
+        flavor = profile.flavor(line.flavor)
+        if line.resource is None and line.su_per_hour_each is not None and flavor is not None:
+            line = line.model_copy(update={"resource": flavor.resource})
+        lines.append(line)
+    return cost.model_copy(update={"lines": lines})
 
 
 def render_comparison(comparison: Comparison) -> str:

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from jetstream_binderhub.config.cluster import ClusterConfig
 from jetstream_binderhub.naming import CONTROL_PLANE, DEFAULT_WORKER
-from jetstream_binderhub.plan.model import CostChange, CostEstimate, CostLine
-from jetstream_binderhub.profiles import Profile
+from jetstream_binderhub.plan.model import CostChange, CostEstimate, CostLine, ResourceCost
+from jetstream_binderhub.profiles import CPU_RESOURCE, Profile
 
 if TYPE_CHECKING:
     from jetstream_binderhub.engine.changes import ServerGroup
@@ -67,7 +67,10 @@ def _fmt(value: float) -> str:
 def cost_change(
     base: CostEstimate | None, head: CostEstimate, *, not_priced: Mapping[str, str] | None = None
 ) -> str:
-    """One line for a pull-request comment: the SU/hour at minimum and maximum size, before and after.
+    """One line for a pull-request comment: the SU/hour at minimum and maximum size, before and after,
+    per allocation the site draws on (`SU/hour (cpu): ...; SU/hour (gpu): ...`); a site on the CPU
+    allocation alone reads `SU/hour: ...`. One sum over allocations would hide a change: a GPU group
+    removed while the control plane grows reads as a saving, though the CPU allocation burns faster.
 
     `not_priced` names groups left out of both totals, each with why (custom flavors say so themselves).
     """
@@ -81,12 +84,24 @@ def cost_change(
             return f"{label} {_fmt(new)} (unchanged)"
         return f"{label} {_fmt(old)} -> {_fmt(new)} ({'+' if delta > 0 else ''}{_fmt(delta)})"
 
-    line = (
-        f"{unit}/hour: "
-        + part("at minimum size", base.min_per_hour if base else None, head.min_per_hour)
-        + "; "
-        + part("at maximum size", base.max_per_hour if base else None, head.max_per_hour)
-    )
+    old_totals = base.by_resource if base else {}
+    new_totals = head.by_resource
+    resources = sorted(set(old_totals) | set(new_totals))
+    if set(resources) <= {CPU_RESOURCE}:
+        resources = [CPU_RESOURCE]
+    none = ResourceCost(min_per_hour=0, max_per_hour=0, groups=[])
+    parts = []
+    for resource in resources:
+        old = old_totals.get(resource, none) if base else None
+        new = new_totals.get(resource, none)
+        label = f"{unit}/hour" if resources == [CPU_RESOURCE] else f"{unit}/hour ({resource})"
+        parts.append(
+            f"{label}: "
+            + part("at minimum size", None if old is None else old.min_per_hour, new.min_per_hour)
+            + "; "
+            + part("at maximum size", None if old is None else old.max_per_hour, new.max_per_hour)
+        )
+    line = "; ".join(parts)
     unpriced = sorted(set(head.unpriced) | set(base.unpriced if base else ()))
     if unpriced:
         line += f"; not priced (custom flavors): {', '.join(unpriced)}"

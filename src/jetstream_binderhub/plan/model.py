@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 
 class _Out(BaseModel):
@@ -63,12 +63,41 @@ class CostLine(_Out):
     )
 
 
+class ResourceCost(_Out):
+    """What the groups whose flavors draw on one allocation cost."""
+
+    min_per_hour: float
+    max_per_hour: float
+    groups: list[str]
+
+
 class CostEstimate(_Out):
     unit: str
     lines: list[CostLine]
-    min_per_hour: float
-    max_per_hour: float
+    min_per_hour: float = Field(description="Every priced group at its minimum size, whatever it draws on.")
+    max_per_hour: float = Field(description="Every priced group at its maximum size, whatever it draws on.")
     unpriced: list[str] = Field(default_factory=list, description="Groups whose flavor has no known rate.")
+
+    @computed_field(  # derived from the lines, so a plan printed by older code reads the same
+        description=(
+            "Per allocation the flavors draw on (`cpu`, `gpu`, `large-memory`), its own totals: on Jetstream2 "
+            "each is a separate ACCESS allocation, so only these can be weighed against one. Custom flavors "
+            "are in none."
+        )
+    )
+    @property
+    def by_resource(self) -> dict[str, ResourceCost]:
+        totals: dict[str, ResourceCost] = {}
+        for line in self.lines:
+            if line.resource is None or line.su_per_hour_each is None:
+                continue
+            was = totals.get(line.resource, ResourceCost(min_per_hour=0, max_per_hour=0, groups=[]))
+            totals[line.resource] = ResourceCost(
+                min_per_hour=was.min_per_hour + line.su_per_hour_each * line.min_count,
+                max_per_hour=was.max_per_hour + line.su_per_hour_each * line.max_count,
+                groups=[*was.groups, line.group],
+            )
+        return dict(sorted(totals.items()))
 
     @property
     def min_per_year(self) -> float:

@@ -117,17 +117,12 @@ def render_text(plan: Plan) -> str:
         f"  at minimum size {amount(cost.min_per_hour)} {unit}/h (about {cost.min_per_year:,.0f} {unit} a "
         f"year); at maximum size {amount(cost.max_per_hour)} {unit}/h"
     )
-    resources = sorted({line.resource for line in cost.lines if line.resource})
-    if len(resources) > 1:
+    if len(cost.by_resource) > 1:
         # Jetstream2's GPU and large-memory flavors draw on allocations of their own.
-        parts = []
-        for resource in resources:
-            mine = [x for x in cost.lines if x.resource == resource and x.su_per_hour_each is not None]
-            low = sum((x.su_per_hour_each or 0) * x.min_count for x in mine)
-            high = sum((x.su_per_hour_each or 0) * x.max_count for x in mine)
-            parts.append(
-                f"{resource} {amount(low)}..{amount(high)} {unit}/h ({', '.join(x.group for x in mine)})"
-            )
+        parts = [
+            f"{resource} {amount(r.min_per_hour)}..{amount(r.max_per_hour)} {unit}/h ({', '.join(r.groups)})"
+            for resource, r in cost.by_resource.items()
+        ]
         out.append(f"  charged to separate allocations: {'; '.join(parts)}")
     if cost.unpriced:
         out.append(f"  not counted (custom flavors): {', '.join(cost.unpriced)}")

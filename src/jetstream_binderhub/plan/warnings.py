@@ -73,12 +73,8 @@ def capacity_warnings(cluster: ClusterConfig, profile: Profile) -> list[str]:
 
 def allocation_warnings(cost: CostEstimate, profile: Profile, allocation: AllocationConfig) -> list[str]:
     """The allocation's remaining SUs (`support.allocation`) against the site's burn at its two sizes."""
-    low = high = 0.0
-    for line in cost.lines:
-        flavor = profile.flavor(line.flavor)
-        if flavor is not None and flavor.resource == allocation.resource:
-            low += flavor.su_per_hour * line.min_count
-            high += flavor.su_per_hour * line.max_count
+    burn = cost.by_resource.get(allocation.resource)
+    low, high = (burn.min_per_hour, burn.max_per_hour) if burn else (0.0, 0.0)
     unit = profile.su_unit
     left = allocation.su_remaining
     warnings = []

@@ -16,6 +16,10 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+CPU_RESOURCE = "cpu"
+"""The allocation a flavor draws on unless its profile says otherwise."""
+
+
 class Flavor(_Frozen):
     """One Nova flavor of the cloud, with what it costs."""
 
@@ -25,7 +29,7 @@ class Flavor(_Frozen):
     disk_gb: int = Field(ge=0, description="Local root disk in GB.")
     su_per_hour: float = Field(ge=0, description="Allocation units charged per hour while the server exists.")
     resource: Literal["cpu", "large-memory", "gpu"] = Field(
-        default="cpu",
+        default=CPU_RESOURCE,
         description="Which allocation the flavor draws on (a separate ACCESS resource on Jetstream2).",
     )
     gpu_fraction: float = Field(
