@@ -276,3 +276,13 @@ def test_the_check_runs_when_the_cache_cannot_be_written(
     result = runner.invoke(app, ["preflight", "jetstream2", "-C", str(project)])
     assert result.exit_code == 0, result.output
     assert "values match its schema" in result.stdout
+
+
+def test_refused_credentials_are_said_before_any_chart_is_fetched(
+    cloud: FakeOpenStack, project: Path, helm: FakeHelm
+) -> None:
+    cloud.cloud.accept_secret = "another"
+    result = runner.invoke(app, ["preflight", "jetstream2", "-C", str(project)])
+    assert result.exit_code == 5, result.output
+    assert "refused the credentials (401)" in result.stderr
+    assert helm.requests == []

@@ -602,10 +602,12 @@ def preflight(
     site: str,
     connect: Callable[[], Connection],
     upgrade: bool = False,
-    charts: Sequence[Check] = (),
+    charts: Callable[[], Sequence[Check]] | None = None,
 ) -> PreflightResult:
     """Every check, each one answered; errors reaching the cloud raise :class:`PreflightProblem`.
-    `charts`: the chart schema checks, made without the cloud (:func:`preflight_site`)."""
+    `charts`: makes the chart schema checks, which need no cloud (:func:`preflight_site`); called once
+    the cloud has answered, so a refused credential is said before the site is planned and its charts
+    are downloaded (up to `HelmRepositories.timeout` per request)."""
     need = upgrade_need(cluster, profile) if upgrade else site_need(cluster, hub, profile)
     conn = connect()
     try:
@@ -632,11 +634,13 @@ def preflight(
                 checks.append(check_image(conn, c.image))
             if c.capi_helm_chart_version:
                 checks.append(check_chart_version(conn, c.capi_helm_chart_version))
-        checks += charts
     except JetstreamBinderHubError:
         raise
     except Exception as exc:
         raise translate(exc) from None
+    # Outside the cloud's error translation: a chart's failure is its own row, not the cloud's.
+    if charts is not None:
+        checks += charts()
     return PreflightResult(
         site=site, project_id=project_id, auth_url=auth_url, need=need, held=held, checks=checks
     )
@@ -740,13 +744,13 @@ def preflight_site(
             source=str(hub_path),
             node_groups=cluster.cluster.label_values(),
         )
-    charts: list[Check] = []
-    if hub is not None and upgrade_to is None:
-        # An upgrade changes the cluster's image and chart only: the releases' values are those `up` checked.
+
+    def charts() -> list[Check]:
         from jetstream_binderhub.ops.charts import check_charts
         from jetstream_binderhub.plan.site import plan_site
 
-        charts = check_charts(plan_site(site, project_dir), repositories)
+        return check_charts(plan_site(site, project_dir), repositories)
+
     return preflight(
         cluster,
         hub,
@@ -754,5 +758,6 @@ def preflight_site(
         site=site,
         connect=connect or (lambda: connect_from_environment(env)),
         upgrade=upgrade_to is not None,
-        charts=charts,
+        # An upgrade changes the cluster's image and chart only: the releases' values are those `up` checked.
+        charts=charts if hub is not None and upgrade_to is None else None,
     )
