@@ -26,12 +26,11 @@ from typing import Any
 
 from jetstream_binderhub.config.support import AllocationConfig
 from jetstream_binderhub.errors import JetstreamBinderHubError
-from jetstream_binderhub.naming import NODE_GROUP_LABEL
+from jetstream_binderhub.naming import CONTROL_PLANE, NODE_GROUP_LABEL
 from jetstream_binderhub.profiles import Profile
 
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 CONTROL_PLANE_ROLE = "node-role.kubernetes.io/control-plane"
-CONTROL_PLANE_GROUP = "control-plane"
 NO_GROUP = "(no node group)"
 
 
@@ -97,9 +96,7 @@ def nodes_from_list(doc: Any) -> list[ClusterNode]:
     for item in doc["items"]:
         meta = item.get("metadata") or {}
         labels = meta.get("labels") or {}
-        group = labels.get(NODE_GROUP_LABEL) or (
-            CONTROL_PLANE_GROUP if CONTROL_PLANE_ROLE in labels else NO_GROUP
-        )
+        group = labels.get(NODE_GROUP_LABEL) or (CONTROL_PLANE if CONTROL_PLANE_ROLE in labels else NO_GROUP)
         nodes.append(
             ClusterNode(name=meta.get("name", "?"), flavor=labels.get(INSTANCE_TYPE_LABEL), group=group)
         )

@@ -18,7 +18,8 @@ DEFAULT_WORKER = "default-worker"
 """The node group Magnum always creates from the template's flavor and the cluster's node_count."""
 
 CONTROL_PLANE = "control-plane"
-"""What cost estimates call the cluster's control-plane servers (master_flavor x master_count)."""
+"""What cost estimates, the burn and rollouts call the cluster's control-plane servers (master_flavor x
+master_count): their nodes carry no node-group label, only the control-plane role (burn.CONTROL_PLANE_ROLE)."""
 
 # pulumi-openstack's type tokens of the Magnum resources: the plan, the guard, the preview and the
 # progress display all recognise the cluster's resources by them.

@@ -22,7 +22,7 @@ import pulumi_kubernetes as k8s
 import pulumi_openstack as openstack
 import pulumi_random as random
 
-from jetstream_binderhub.burn import CONTROL_PLANE_GROUP, INSTANCE_TYPE_LABEL, sustainable_rate
+from jetstream_binderhub.burn import INSTANCE_TYPE_LABEL, sustainable_rate
 from jetstream_binderhub.config.hub import HubStackConfig
 from jetstream_binderhub.config.support import (
     ALERTS_HEARTBEAT_SECRET_KEY,
@@ -36,7 +36,7 @@ from jetstream_binderhub.config.support import (
     AllocationConfig,
     HeartbeatConfig,
 )
-from jetstream_binderhub.naming import NODE_GROUP_LABEL
+from jetstream_binderhub.naming import CONTROL_PLANE, NODE_GROUP_LABEL
 from jetstream_binderhub.profiles import Profile, load_profile
 
 TYPE_PREFIX = "jetstream-binderhub:hub"
@@ -130,7 +130,7 @@ def burn_rules(
         {
             "record": f"{p}:node_group_su_per_hour",
             "expr": f'sum by (node_group, flavor, resource) (label_replace({p}:node_su_per_hour, "node_group", '
-            f'"{CONTROL_PLANE_GROUP}", "node_group", ""))',
+            f'"{CONTROL_PLANE}", "node_group", ""))',
         },
     ]
     alerts: list[dict[str, Any]] = [

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jetstream_binderhub.burn import CONTROL_PLANE_GROUP, CONTROL_PLANE_ROLE, NO_GROUP, NodeListError
+from jetstream_binderhub.burn import CONTROL_PLANE_ROLE, NO_GROUP, NodeListError
 from jetstream_binderhub.errors import JetstreamBinderHubError
-from jetstream_binderhub.naming import NODE_GROUP_LABEL
+from jetstream_binderhub.naming import CONTROL_PLANE, NODE_GROUP_LABEL
 
 
 class ClusterUnreachable(NodeListError):
@@ -103,9 +103,7 @@ def node_statuses(doc: Any) -> list[NodeStatus]:
         meta = item.get("metadata") or {}
         labels = meta.get("labels") or {}
         status = item.get("status") or {}
-        group = labels.get(NODE_GROUP_LABEL) or (
-            CONTROL_PLANE_GROUP if CONTROL_PLANE_ROLE in labels else NO_GROUP
-        )
+        group = labels.get(NODE_GROUP_LABEL) or (CONTROL_PLANE if CONTROL_PLANE_ROLE in labels else NO_GROUP)
         ready = any(
             c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
         )
@@ -122,7 +120,7 @@ def node_statuses(doc: Any) -> list[NodeStatus]:
 
 def rollout_status(nodes: list[NodeStatus], target: str, floors: Mapping[str, int]) -> list[GroupRollout]:
     """Per group (sorted, the control plane first), how far the nodes are on `target`."""
-    groups = sorted({n.group for n in nodes} | set(floors), key=lambda g: (g != CONTROL_PLANE_GROUP, g))
+    groups = sorted({n.group for n in nodes} | set(floors), key=lambda g: (g != CONTROL_PLANE, g))
     result = []
     for group in groups:
         members = [n for n in nodes if n.group == group]

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jetstream_binderhub.config.cluster import ClusterStackConfig
 from jetstream_binderhub.config.hub import HubStackConfig
 from jetstream_binderhub.errors import ConfigError, JetstreamBinderHubError, Problem
-from jetstream_binderhub.naming import DEFAULT_WORKER
+from jetstream_binderhub.naming import CONTROL_PLANE, DEFAULT_WORKER
 from jetstream_binderhub.profiles import Flavor, Profile
 
 GIB = 2**30
@@ -155,7 +155,7 @@ def fit(
 
 def _fixed_su(cluster: ClusterStackConfig, profile: Profile, user_group: str) -> tuple[float, list[str]]:
     c = cluster.cluster
-    rows = [("control-plane", c.control_plane.flavor, c.control_plane.count)]
+    rows = [(CONTROL_PLANE, c.control_plane.flavor, c.control_plane.count)]
     if user_group != DEFAULT_WORKER:
         rows.append((DEFAULT_WORKER, c.default_worker.flavor, c.default_worker.min_count))
     rows += [(g.name, g.flavor, g.min_count) for g in c.node_groups if g.name != user_group]

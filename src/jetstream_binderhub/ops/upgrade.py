@@ -481,11 +481,10 @@ def upgrade_site(
     """:func:`upgrade` for a site of the repository: its two stack files, its `.state/`."""
     import copy
 
-    from jetstream_binderhub.burn import CONTROL_PLANE_GROUP
     from jetstream_binderhub.config.hub import parse_hub_stack
     from jetstream_binderhub.config.load import parse_cluster_stack
     from jetstream_binderhub.config.stackfile import CLUSTER_PROJECT, HUB_PROJECT, read_stack_file
-    from jetstream_binderhub.naming import DEFAULT_WORKER
+    from jetstream_binderhub.naming import CONTROL_PLANE, DEFAULT_WORKER
     from jetstream_binderhub.plan.site import cluster_stack_path, hub_stack_path, load_cluster_file
 
     cluster_file, cluster = load_cluster_file(project_dir, site)
@@ -520,7 +519,7 @@ def upgrade_site(
     check_hub()
     c = cluster.cluster
     floors = {
-        CONTROL_PLANE_GROUP: c.control_plane.count,
+        CONTROL_PLANE: c.control_plane.count,
         DEFAULT_WORKER: c.default_worker.min_count,
         **{g.label_value: g.min_count for g in c.node_groups},
     }
