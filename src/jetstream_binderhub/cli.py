@@ -983,7 +983,8 @@ def upgrade(
             "--rollout-timeout",
             metavar="MINUTES",
             help=(
-                "Follow the nodes at most this long until every one runs the new Kubernetes and is Ready. "
+                "Follow the nodes at most this long until every node of before the apply is replaced and "
+                "all are Ready. "
                 "Default 120; on a re-run, the recorded one unless given (counted from the rollout's start)."
             ),
             show_default=False,
@@ -1032,7 +1033,8 @@ def upgrade(
     """Upgrade the cluster to a new image and/or capi_helm_chart_version without cutting sessions
     short: preflight the allocation, set BinderHub's total_quota to 0 (no new launches), wait for the
     running sessions to end or the deadline, apply the new template (it rolls every node group),
-    follow the nodes until each runs the new Kubernetes and is Ready, and restore the quota.
+    follow the nodes until every one of before the apply is replaced and all are Ready, and restore
+    the quota.
 
     Each finished step is recorded in .state/upgrade-SITE.json: run the same command again after an
     interruption and it resumes at the first unfinished step.

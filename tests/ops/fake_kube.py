@@ -52,12 +52,21 @@ def node_list(*items: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def recorded(version: str = OLD) -> dict[str, Any]:
-    """The recorded cluster, every node on `version` and Ready."""
+def recorded(version: str = OLD, *, replaced: int = 0) -> dict[str, Any]:
+    """The recorded cluster, every node on `version` and Ready; its first `replaced` nodes under new
+    names, as Cluster API names the machines that replace old ones."""
     doc = copy.deepcopy(RECORDED)
-    for item in doc["items"]:
+    for index, item in enumerate(doc["items"]):
         item["status"]["nodeInfo"]["kubeletVersion"] = version
+        if index < replaced:
+            name = item["metadata"]["name"] + "-new"
+            item["metadata"]["name"] = item["metadata"]["labels"]["kubernetes.io/hostname"] = name
     return doc
+
+
+def rolled(version: str) -> dict[str, Any]:
+    """The recorded cluster after an upgrade to `version`: every node replaced and Ready."""
+    return recorded(version, replaced=len(RECORDED["items"]))
 
 
 @dataclass
@@ -74,6 +83,13 @@ class FakeKube:
     script: list[Answer] = field(default_factory=list)
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     url: str = ""
+    rolls: list[Answer] = field(default_factory=list)
+    """The answers once the cluster layer has been applied (:meth:`cluster_applied`): its nodes
+    being replaced. Empty: the script goes on as it is."""
+
+    def cluster_applied(self) -> None:
+        if self.rolls:
+            self.script, self.rolls = self.rolls, []
 
     def next_answer(self) -> Answer:
         return self.script.pop(0) if len(self.script) > 1 else self.script[0]
@@ -95,8 +111,13 @@ class FakeKube:
 
 
 @contextmanager
-def serving(*answers: Answer | dict[str, Any]) -> Iterator[FakeKube]:
-    fake = FakeKube(script=[a if isinstance(a, Answer) else Answer(body=a) for a in answers])
+def serving(
+    *answers: Answer | dict[str, Any], rolls: tuple[Answer | dict[str, Any], ...] = ()
+) -> Iterator[FakeKube]:
+    def scripted(items: tuple[Answer | dict[str, Any], ...]) -> list[Answer]:
+        return [a if isinstance(a, Answer) else Answer(body=a) for a in items]
+
+    fake = FakeKube(script=scripted(answers), rolls=scripted(rolls))
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

@@ -21,7 +21,7 @@ from jetstream_binderhub.yamlio import safe_load
 
 from . import fake_kube
 from .fake_binderhub import FakeBinderHub, Script, serving
-from .fake_kube import Answer, FakeKube, node, node_list, recorded
+from .fake_kube import OLD, Answer, FakeKube, node, node_list, recorded, rolled
 
 CURRENT = "ubuntu-jammy-kube-v1.33.2-250626-0848"
 """The jetstream2 profile's default image: the shipped site runs it."""
@@ -61,8 +61,9 @@ def hub() -> Iterator[FakeBinderHub]:
 
 @pytest.fixture
 def kube() -> Iterator[FakeKube]:
-    """A cluster whose nodes already run the new version: the rollout step finishes at its first look."""
-    with fake_kube.serving(recorded(NEW)) as fake:
+    """A cluster on the old version whose nodes are all replaced by new ones on the new version once the
+    cluster layer is applied: the rollout step finishes at its first look."""
+    with fake_kube.serving(recorded(), rolls=(rolled(NEW),)) as fake:
         yield fake
 
 
@@ -120,12 +121,17 @@ def run(
         if left:
             hub.script.health_body = health_body(left.pop(0))
 
+    def applying(layer: Layer, allow_upgrade: bool) -> None:
+        apply(layer, allow_upgrade)
+        if layer is Layer.CLUSTER:
+            kube.cluster_applied()
+
     result = upgrade_site(
         "jetstream2",
         project,
         image,
         chart_version=chart_version,
-        apply=apply,
+        apply=applying,
         read_health=health or (lambda: read_health(hub.url)),
         read_nodes=nodes or (lambda: read_node_list(kubeconfig, timeout_seconds=5)),
         preflight=preflight,
@@ -496,12 +502,36 @@ def chart(project: Path) -> Any:
     ].get("capi_helm_chart_version")
 
 
-def test_a_chart_version_alone_is_applied_and_the_image_left_to_the_profile(
+def rollout_lines(said: list[str]) -> list[str]:
+    return [line for line in said if line.startswith("4/5")]
+
+
+def restored_after_the_rollout(said: list[str]) -> bool:
+    done = next(i for i, line in enumerate(said) if line.startswith("4/5 rollout: no old node left"))
+    return done < next(i for i, line in enumerate(said) if line.startswith("5/5 restore"))
+
+
+# The recorded cluster while Cluster API replaces its nodes on the same Kubernetes version (a chart
+# upgrade, a rebuilt image): the control plane and default-worker first, then the user group, then gpu.
+SAME_VERSION_ROLL = (recorded(replaced=2), recorded(replaced=5), rolled(OLD))
+SAME_VERSION_LINES = [
+    "4/5 rollout: control-plane: 1/1 new and Ready",
+    "4/5 rollout: default-worker: 1/1 new and Ready",
+    "4/5 rollout: gpu: 0/1 new and Ready (1 old node left)",
+    "4/5 rollout: user-m3-large: 0/3 new and Ready (3 old nodes left)",
+    "4/5 rollout: user-m3-large: 3/3 new and Ready",
+    "4/5 rollout: gpu: 1/1 new and Ready",
+    "4/5 rollout: no old node left; all 6 nodes are Ready",
+]
+
+
+def test_a_chart_version_alone_waits_until_every_old_node_is_replaced(
     project: Path, hub: FakeBinderHub
 ) -> None:
     fixed_size_site(project)
     apply = Recorder(project)
-    with fake_kube.serving(recorded("v1.33.2")) as kube:
+    # Every node runs the same kubelet before, during and after: only the nodes' names tell.
+    with fake_kube.serving(recorded(), rolls=SAME_VERSION_ROLL) as kube:
         result, said = run(project, hub, kube, apply, image=None, chart_version="0.17.0")
     assert [c[0] for c in apply.calls] == [Layer.BINDERHUB, Layer.CLUSTER, Layer.BINDERHUB]
     assert chart(project) == "0.17.0" and image(project) is None
@@ -509,9 +539,51 @@ def test_a_chart_version_alone_is_applied_and_the_image_left_to_the_profile(
         f"3/5 apply: cluster.capi_helm_chart_version -> 0.17.0 in {project / 'Pulumi.jetstream2.yaml'}; "
         "applying cluster (rolls every node group)"
     ) in said
-    # The image stays, so the nodes are followed to the version they run.
-    assert result.target_version == "v1.33.2" and "4/5 rollout: all 6 nodes run v1.33.2 and are Ready" in said
+    assert rollout_lines(said) == SAME_VERSION_LINES
+    assert restored_after_the_rollout(said) and result.target_version == OLD
     assert said[-1] == "upgraded jetstream2 to chart 0.17.0"
+
+
+def test_a_rebuilt_image_of_the_same_kubernetes_waits_until_every_old_node_is_replaced(
+    project: Path, hub: FakeBinderHub
+) -> None:
+    rebuilt = "ubuntu-jammy-kube-v1.33.2-251101-0900"
+    with fake_kube.serving(recorded(), rolls=SAME_VERSION_ROLL) as kube:
+        result, said = run(project, hub, kube, Recorder(project), image=rebuilt)
+    assert image(project) == rebuilt == result.image and result.target_version == OLD
+    assert rollout_lines(said) == SAME_VERSION_LINES
+    assert restored_after_the_rollout(said) and quota(project) == 60
+
+
+def test_an_apply_interrupted_while_nodes_roll_still_waits_for_the_old_nodes_on_the_rerun(
+    project: Path, hub: FakeBinderHub
+) -> None:
+    fixed_size_site(project)
+    first = Recorder(project)
+    with fake_kube.serving(recorded(), rolls=SAME_VERSION_ROLL[1:]) as kube:
+
+        def interrupted(layer: Layer, allow_upgrade: bool) -> None:
+            if layer is Layer.CLUSTER:
+                # Cluster API had already replaced two nodes when the apply was cut short.
+                kube.script = [Answer(body=recorded(replaced=2))]
+                raise Stop
+            first(layer, allow_upgrade)
+
+        with pytest.raises(Stop):
+            run(project, hub, kube, interrupted, image=None, chart_version="0.17.0")
+        state = safe_load(state_path(project, "jetstream2").read_text())
+        assert state["old_nodes"] == sorted(item["metadata"]["name"] for item in recorded()["items"])
+        result, said = run(project, hub, kube, Recorder(project), image=None, rollout=10)
+    assert result.resumed_at == "apply"
+    assert rollout_lines(said) == [
+        "4/5 rollout: control-plane: 1/1 new and Ready",
+        "4/5 rollout: default-worker: 1/1 new and Ready",
+        "4/5 rollout: gpu: 0/1 new and Ready (1 old node left)",
+        "4/5 rollout: user-m3-large: 3/3 new and Ready",
+        "4/5 rollout: gpu: 1/1 new and Ready",
+        "4/5 rollout: no old node left; all 6 nodes are Ready",
+    ]
+    assert restored_after_the_rollout(said) and quota(project) == 60
 
 
 def test_an_image_and_a_chart_version_together(project: Path, hub: FakeBinderHub, kube: FakeKube) -> None:
@@ -527,6 +599,14 @@ def test_an_image_and_a_chart_version_together(project: Path, hub: FakeBinderHub
 
 ROLLING = [
     recorded(),  # before the drain: the API answers, every node on the old version
+    # When the apply step starts: the nodes whose replacement the rollout waits for.
+    node_list(
+        node("control-plane", "cp-old", "v1.33.2"),
+        node("default-worker", "dw-old", "v1.33.2"),
+        node("user-m3-large", "user-old-1", "v1.33.2"),
+        node("user-m3-large", "user-old-2", "v1.33.2"),
+        node("gpu", "gpu-old", "v1.33.2"),
+    ),
     # The control plane adds its new server first (maxSurge 1); the user group loses one node first
     # (maxSurge 0, maxUnavailable 1); default-worker and gpu not started.
     node_list(
@@ -574,40 +654,37 @@ def test_the_rollout_is_followed_per_group_until_every_node_is_new_and_ready(
     apply = Recorder(project)
     with fake_kube.serving(*ROLLING) as kube:
         result, said = run(project, hub, kube, apply)
-    assert [line for line in said if line.startswith("4/5")] == [
-        "4/5 rollout: control-plane: 0/2 on v1.34.1 and Ready (1 on another version, 1 NotReady)",
-        "4/5 rollout: default-worker: 0/1 on v1.34.1 and Ready (1 on another version)",
-        "4/5 rollout: gpu: 0/1 on v1.34.1 and Ready (1 on another version)",
-        "4/5 rollout: user-m3-large: 0/2 on v1.34.1 and Ready (2 on another version)",
-        "4/5 rollout: control-plane: 1/1 on v1.34.1 and Ready",
-        "4/5 rollout: default-worker: 0/0 on v1.34.1 and Ready (1 missing below its minimum of 1)",
-        "4/5 rollout: user-m3-large: 1/2 on v1.34.1 and Ready (1 on another version)",
-        "4/5 rollout: gpu: 1/1 on v1.34.1 and Ready",
-        "4/5 rollout: user-m3-large: 1/2 on v1.34.1 and Ready (1 NotReady)",
-        "4/5 rollout: user-m3-large: 2/2 on v1.34.1 and Ready",
-        "4/5 rollout: default-worker: 1/1 on v1.34.1 and Ready",
-        "4/5 rollout: all 5 nodes run v1.34.1 and are Ready",
+    assert rollout_lines(said) == [
+        "4/5 rollout: control-plane: 0/2 new on v1.34.1 and Ready (1 old node left, 1 NotReady)",
+        "4/5 rollout: default-worker: 0/1 new on v1.34.1 and Ready (1 old node left)",
+        "4/5 rollout: gpu: 0/1 new on v1.34.1 and Ready (1 old node left)",
+        "4/5 rollout: user-m3-large: 0/2 new on v1.34.1 and Ready (2 old nodes left)",
+        "4/5 rollout: control-plane: 1/1 new on v1.34.1 and Ready",
+        "4/5 rollout: default-worker: 0/0 new on v1.34.1 and Ready (1 missing below its minimum of 1)",
+        "4/5 rollout: user-m3-large: 1/2 new on v1.34.1 and Ready (1 old node left)",
+        "4/5 rollout: gpu: 1/1 new on v1.34.1 and Ready",
+        "4/5 rollout: user-m3-large: 1/2 new on v1.34.1 and Ready (1 NotReady)",
+        "4/5 rollout: user-m3-large: 2/2 new on v1.34.1 and Ready",
+        "4/5 rollout: default-worker: 1/1 new on v1.34.1 and Ready",
+        "4/5 rollout: no old node left; all 5 nodes run v1.34.1 and are Ready",
     ]
-    # Read with the kubeconfig's credentials: once before the drain, then once per poll.
-    assert len(kube.requests) == 6 and {auth for _, auth in kube.requests} == {f"Bearer {fake_kube.TOKEN}"}
-    # The quota came back only after the rollout.
-    assert said.index("4/5 rollout: all 5 nodes run v1.34.1 and are Ready") < next(
-        i for i, line in enumerate(said) if line.startswith("5/5 restore")
-    )
+    # Read with the kubeconfig's credentials: before the drain, when the apply starts, then once per poll.
+    assert len(kube.requests) == 7 and {auth for _, auth in kube.requests} == {f"Bearer {fake_kube.TOKEN}"}
+    assert restored_after_the_rollout(said)
     assert [c[0] for c in apply.calls][-1] is Layer.BINDERHUB and result.target_version == NEW
 
 
 def test_a_rollout_past_its_timeout_fails_in_one_line_naming_the_groups_still_rolling_and_resumes(
     project: Path, hub: FakeBinderHub
 ) -> None:
-    stuck = ROLLING[2]
-    with fake_kube.serving(recorded(), stuck) as kube, pytest.raises(RolloutTimedOut) as timed_out:
+    stuck = ROLLING[3]
+    with fake_kube.serving(*ROLLING[:2], stuck) as kube, pytest.raises(RolloutTimedOut) as timed_out:
         run(project, hub, kube, Recorder(project), rollout=1)
     message = str(timed_out.value)
     assert message.startswith(
-        "rollout: not finished after 1 min, still rolling: default-worker: 0/0 on v1.34.1 and Ready (1 missing "
-        "below its minimum of 1); gpu: 0/1 on v1.34.1 and Ready (1 on another version); user-m3-large: 1/2 on "
-        "v1.34.1 and Ready (1 on another version). Launches stay drained"
+        "rollout: not finished after 1 min, still rolling: default-worker: 0/0 new on v1.34.1 and Ready (1 "
+        "missing below its minimum of 1); gpu: 0/1 new on v1.34.1 and Ready (1 old node left); user-m3-large: "
+        "1/2 new on v1.34.1 and Ready (1 old node left). Launches stay drained"
     )
     assert "\n" not in message and timed_out.value.exit_code == 13
     state = state_path(project, "jetstream2")
@@ -618,7 +695,7 @@ def test_a_rollout_past_its_timeout_fails_in_one_line_naming_the_groups_still_ro
         result, said = run(project, hub, kube, apply, rollout=30)
     assert said[0].startswith(f"resuming the upgrade of jetstream2 to {IMAGE} at rollout")
     assert "4/5 rollout: the timeout is now 30 min from the start of the rollout" in said
-    assert "4/5 rollout: all 5 nodes run v1.34.1 and are Ready" in said
+    assert "4/5 rollout: no old node left; all 5 nodes run v1.34.1 and are Ready" in said
     assert [c[0] for c in apply.calls] == [Layer.BINDERHUB] and quota(project) == 60
     assert result.resumed_at == "rollout" and not state.exists()
 
@@ -629,7 +706,7 @@ def test_an_interrupted_rollout_resumes_there(project: Path, hub: FakeBinderHub,
 
     def interrupted() -> Any:
         reads[0] += 1
-        if reads[0] == 2:  # the first read of the rollout step
+        if reads[0] == 3:  # the first read of the rollout step (after the drain's and the apply's)
             raise Stop
         return read_node_list(kubeconfig)
 
@@ -683,9 +760,7 @@ def test_a_rerun_without_a_deadline_keeps_the_recorded_one(
 
 def test_a_blip_of_the_api_server_during_the_rollout_is_waited_out(project: Path, hub: FakeBinderHub) -> None:
     # While the control plane rolls, its load balancer changes members: a read may fail in between.
-    with fake_kube.serving(
-        recorded(), ROLLING[1], Answer(status=503), Answer(status=503), ROLLING[-1]
-    ) as kube:
+    with fake_kube.serving(*ROLLING[:3], Answer(status=503), Answer(status=503), ROLLING[-1]) as kube:
         result, said = run(project, hub, kube, Recorder(project))
     rollout = [line for line in said if line.startswith("4/5")]
     assert rollout[4].startswith(
@@ -693,9 +768,9 @@ def test_a_blip_of_the_api_server_during_the_rollout_is_waited_out(project: Path
     )
     assert rollout[5:7] == [
         "4/5 rollout: the nodes can be read again",
-        "4/5 rollout: control-plane: 1/1 on v1.34.1 and Ready",
+        "4/5 rollout: control-plane: 1/1 new on v1.34.1 and Ready",
     ]
-    assert rollout[-1] == "4/5 rollout: all 5 nodes run v1.34.1 and are Ready"
+    assert rollout[-1] == "4/5 rollout: no old node left; all 5 nodes run v1.34.1 and are Ready"
     assert sum("cannot read the nodes" in line for line in said) == 1
     assert quota(project) == 60 and result.target_version == NEW
 
@@ -703,7 +778,7 @@ def test_a_blip_of_the_api_server_during_the_rollout_is_waited_out(project: Path
 def test_a_rollout_whose_nodes_cannot_be_read_times_out_saying_so(project: Path, hub: FakeBinderHub) -> None:
     unreadable = r"rollout: not finished after 1 min, the nodes could not be read \(the API server at "
     with (
-        fake_kube.serving(recorded(), Answer(status=503)) as kube,
+        fake_kube.serving(*ROLLING[:2], Answer(status=503)) as kube,
         pytest.raises(RolloutTimedOut, match=unreadable + r"http://127\.0\.0\.1:\d+ answered HTTP 503"),
     ):
         run(project, hub, kube, Recorder(project), rollout=1)
@@ -714,7 +789,7 @@ def test_refused_credentials_during_the_rollout_stop_at_once(project: Path, hub:
     from jetstream_binderhub.ops.rollout import ClusterAuthFailed
 
     with (
-        fake_kube.serving(recorded(), Answer(status=401)) as kube,
+        fake_kube.serving(*ROLLING[:2], Answer(status=401)) as kube,
         pytest.raises(ClusterAuthFailed, match=r"refused the kubeconfig's credentials \(401\)"),
     ):
         run(project, hub, kube, Recorder(project))
@@ -733,17 +808,21 @@ def test_cli_an_unusable_kubeconfig_is_one_line_naming_the_file_never_its_conten
 
 
 class FakeSite:
-    """What the CLI's `upgrade` asks of a Site: `up` one layer (recorded with the files as they were)."""
+    """What the CLI's `upgrade` asks of a Site: `up` one layer (recorded with the files as they were;
+    the cluster's nodes replaced once the cluster layer is applied)."""
 
     progress = None
 
-    def __init__(self, project: Path) -> None:
+    def __init__(self, project: Path, kube: FakeKube) -> None:
         self.recorder = Recorder(project)
+        self.kube = kube
 
     def up(self, layer: str, *, allow_upgrade: bool, confirm: object) -> Any:
         from jetstream_binderhub.automation.results import SiteResult
 
         self.recorder(Layer(layer), allow_upgrade)
+        if Layer(layer) is Layer.CLUSTER:
+            self.kube.cluster_applied()
         return SiteResult("jetstream2", "up", (), notes=(f"{layer} applied",))
 
 
@@ -755,7 +834,7 @@ def test_cli_runs_every_step_to_the_end(
 
     import jetstream_binderhub.cli as cli_module
 
-    site = FakeSite(project)
+    site = FakeSite(project, kube)
     monkeypatch.setattr(cli_module, "_open_site", lambda *_: site)
     hub.script.health_body = health_body(0)
     config = kube.kubeconfig(project / "kubeconfig")
@@ -778,7 +857,7 @@ def test_cli_runs_every_step_to_the_end(
     ]
     steps = result.stderr if json_output else result.stdout
     assert "2/5 wait: 0 sessions running" in steps and "  note: cluster applied" in steps
-    assert "4/5 rollout: all 6 nodes run v1.34.1 and are Ready" in steps
+    assert "4/5 rollout: no old node left; all 6 nodes run v1.34.1 and are Ready" in steps
     assert steps.rstrip().endswith(f"upgraded jetstream2 to {IMAGE}")
     if json_output:
         data = json.loads(result.stdout)

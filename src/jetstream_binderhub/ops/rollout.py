@@ -9,14 +9,19 @@ How the nodes roll (azimuth-cloud/capi-helm-charts 0.16.0, charts/openstack-clus
 node group's MachineDeployment uses `maxSurge: 0, maxUnavailable: 1`, so a group loses one node,
 then gets its replacement, and never grows beyond its size; the control plane
 (KubeadmControlPlane) uses `maxSurge: 1`, so it adds its new node before removing an old one. A
-group at its floor therefore has one node fewer for a while: the rollout is finished only when no
-node runs another version, every node is Ready and every group has at least its floor again.
+group at its floor therefore has one node fewer for a while: the rollout is finished only when none
+of the nodes that existed before the apply remains (a replacement Machine gets a new generated name,
+kubernetes-sigs/cluster-api `internal/controllers/machineset/machineset_controller.go`
+`computeDesiredMachine`, and CAPO names the server, hence the node, after it), no
+node runs another version when the version changes, every node is Ready and every group has at least
+its floor again. The names are what tell a chart upgrade or a rebuilt image of the same Kubernetes
+apart: there every node runs the target version before, during and after.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,14 +67,14 @@ class NodeStatus:
 
 @dataclass(frozen=True)
 class GroupRollout:
-    """One group's nodes against the target version."""
+    """One group's nodes against the ones it had before the upgrade (and the target version)."""
 
     group: str
     nodes: int
-    on_target: int
-    """Nodes on the target version AND Ready: the ones that count as rolled."""
+    new: int
+    """Nodes that are not old AND Ready: the ones that count as rolled."""
     old: int
-    """Nodes on another version (still to be replaced)."""
+    """Nodes still to be replaced: there before the apply, or on another version than the target."""
     not_ready: int
     floor: int
     """The fewest nodes the group has when it is not rolling (its min_count); 0 when unknown."""
@@ -78,16 +83,17 @@ class GroupRollout:
     def done(self) -> bool:
         return self.old == 0 and self.not_ready == 0 and self.nodes >= self.floor
 
-    def describe(self, target: str) -> str:
+    def describe(self, target: str | None) -> str:
         extra = []
         if self.old:
-            extra.append(f"{self.old} on another version")
+            extra.append(f"{self.old} old node{'s' if self.old != 1 else ''} left")
         if self.not_ready:
             extra.append(f"{self.not_ready} NotReady")
         if self.nodes < self.floor:
             extra.append(f"{self.floor - self.nodes} missing below its minimum of {self.floor}")
         tail = f" ({', '.join(extra)})" if extra else ""
-        return f"{self.group}: {self.on_target}/{self.nodes} on {target} and Ready{tail}"
+        version = f" on {target}" if target else ""
+        return f"{self.group}: {self.new}/{self.nodes} new{version} and Ready{tail}"
 
 
 def node_statuses(doc: Any) -> list[NodeStatus]:
@@ -118,8 +124,21 @@ def node_statuses(doc: Any) -> list[NodeStatus]:
     return nodes
 
 
-def rollout_status(nodes: list[NodeStatus], target: str, floors: Mapping[str, int]) -> list[GroupRollout]:
-    """Per group (sorted, the control plane first), how far the nodes are on `target`."""
+def rollout_status(
+    nodes: list[NodeStatus],
+    floors: Mapping[str, int],
+    *,
+    old_names: Collection[str] | None,
+    target: str | None,
+) -> list[GroupRollout]:
+    """Per group (sorted, the control plane first), how far the nodes are replaced: a node is old
+    while its name is among `old_names` or, with a `target`, while it runs another version."""
+
+    def is_old(n: NodeStatus) -> bool:
+        return (old_names is not None and n.name in old_names) or (
+            target is not None and n.kubelet_version != target
+        )
+
     groups = sorted({n.group for n in nodes} | set(floors), key=lambda g: (g != CONTROL_PLANE, g))
     result = []
     for group in groups:
@@ -128,8 +147,8 @@ def rollout_status(nodes: list[NodeStatus], target: str, floors: Mapping[str, in
             GroupRollout(
                 group=group,
                 nodes=len(members),
-                on_target=sum(1 for n in members if n.kubelet_version == target and n.ready),
-                old=sum(1 for n in members if n.kubelet_version != target),
+                new=sum(1 for n in members if not is_old(n) and n.ready),
+                old=sum(1 for n in members if is_old(n)),
                 not_ready=sum(1 for n in members if not n.ready),
                 floor=floors.get(group, 0),
             )

@@ -3,9 +3,10 @@ running sessions short.
 
 A new image or chart version rolls every node group, ending the sessions on each node. So: check the
 allocation first (preflight), drain (BinderHub's ``binderhub.limits.total_quota`` to 0 refuses new
-launches), wait for the user pods BinderHub counts to reach 0 or a deadline, apply the new template
-with the upgrade guard lifted, follow the nodes until every one runs the new kubelet and is Ready,
-and restore the quota.
+launches), wait for the user pods BinderHub counts to reach 0 or a deadline, record the nodes, apply
+the new template with the upgrade guard lifted, follow the nodes until none of the recorded ones is
+left (and, when the Kubernetes version changes, every one runs the new kubelet) and all are Ready, and
+restore the quota.
 
 Each finished step is recorded in ``.state/upgrade-<site>.json`` (mode 0600) before the next starts,
 so a re-run after an interruption resumes at the first unfinished one. The old quota is recorded
@@ -86,6 +87,14 @@ class UpgradeState(BaseModel):
     )
     target_version: str | None = Field(
         default=None, description="The kubelet version every node runs when the rollout is finished."
+    )
+    version_changes: bool = Field(
+        default=True,
+        description="The upgrade changes the kubelet version: the rollout also waits for every node to run it.",
+    )
+    old_nodes: list[str] | None = Field(
+        default=None,
+        description="The nodes when the apply step started: the rollout is finished when none is left.",
     )
     done: list[Step] = Field(default_factory=list)
     old_total_quota: int | None = None
@@ -296,7 +305,11 @@ def upgrade(
         # Before any user is turned away: the rollout must be followable (kubeconfig, API server).
         node_statuses(read_nodes())
         state = UpgradeState(
-            site=site, image=new_image, chart_version=new_chart, target_version=target_version
+            site=site,
+            image=new_image,
+            chart_version=new_chart,
+            target_version=target_version,
+            version_changes=target_version != kube_version_of(current_image),
         )
     else:
         resumed_at = next(s for s in STEPS if s not in state.done)
@@ -367,15 +380,22 @@ def upgrade(
             if state.chart_version:
                 cluster["capi_helm_chart_version"] = state.chart_version
 
+        if state.old_nodes is None:
+            # Recorded before `up` and kept by a re-run: once the template changes, Cluster API starts
+            # replacing machines, and a node read after that would be waited for in vain.
+            state.old_nodes = sorted(n.name for n in node_statuses(read_nodes()))
+            _save_state(state_file, state)
         edit_stack_file(cluster_file, set_target, check_cluster)
         apply(Layer.CLUSTER, True)
         finish("apply")
 
     if "rollout" not in state.done:
-        target = state.target_version
-        if target is None:
+        # A chart upgrade or a rebuilt image keeps the kubelet version: then only the names tell.
+        target = state.target_version if state.version_changes else None
+        if target is None and state.old_nodes is None:  # a state file of an earlier version
             say(
-                "4/5 rollout: the image's name carries no Kubernetes version, so the nodes cannot be followed"
+                "4/5 rollout: neither the nodes before the apply nor a new Kubernetes version are known, "
+                "so the nodes cannot be followed"
             )
         else:
             until, minutes = _deadline(
@@ -391,7 +411,9 @@ def upgrade(
             unread: str | None = None
             while True:
                 try:
-                    groups = rollout_status(node_statuses(read_nodes()), target, node_floors)
+                    groups = rollout_status(
+                        node_statuses(read_nodes()), node_floors, old_names=state.old_nodes, target=target
+                    )
                 except (ClusterUnreachable, ClusterTimedOut) as exc:
                     # The API's load balancer changes members while the control plane rolls: a read
                     # that fails then is expected, and the next one usually works. Refused
@@ -413,7 +435,8 @@ def upgrade(
                     rolling = [g for g in groups if not g.done]
                     if not rolling:
                         nodes = sum(g.nodes for g in groups)
-                        say(f"4/5 rollout: all {nodes} nodes run {target} and are Ready")
+                        runs = f"run {target} and are Ready" if target else "are Ready"
+                        say(f"4/5 rollout: no old node left; all {nodes} nodes {runs}")
                         break
                 left = until - clock()
                 if left <= 0:
