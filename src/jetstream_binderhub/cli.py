@@ -284,11 +284,8 @@ def _environment_ready(
     layer: LayerName,
 ) -> None:
     """Stop, naming every missing piece of the environment at once, before any check that reaches the cloud."""
-    from jetstream_binderhub.automation.results import layers_for
-
     opened = _open_site(site, project_dir, backend, secrets_provider, None)
-    layers = [current for current in layers_for(layer.value) if opened.has_layer(current)]
-    run_or_exit(lambda: opened.check_environment(layers, cloud=True))
+    run_or_exit(lambda: opened.check_environment_for(layer.value))
 
 
 def _on_site(
@@ -1077,8 +1074,6 @@ def upgrade(
         typer.echo(line, err=json_output)
 
     def check_cloud(new_image: str | None, new_chart: str | None) -> None:
-        # As in `up`: every missing piece of the environment at once, before the cloud is asked anything.
-        _environment_ready(site, project_dir, backend, None, LayerName.all)
         checked = _preflight(site, project_dir, upgrade_to=(new_image, new_chart))
         _fail_preflight(
             checked,
@@ -1102,6 +1097,9 @@ def upgrade(
             apply=apply,
             read_health=health,
             read_nodes=lambda: read_node_list(kubeconfig_file),
+            # As in `up`, every missing piece at once; with --skip-preflight and on a re-run too, as
+            # the drain and the restore need Pulumi as much as the apply does.
+            check_environment=lambda: site_handle().check_environment_for(),
             preflight=None if skip_preflight else check_cloud,
             deadline_minutes=deadline,
             rollout_minutes=rollout_timeout,

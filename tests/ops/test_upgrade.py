@@ -308,6 +308,17 @@ def cli(project: Path, *args: str) -> Any:
     return CliRunner().invoke(app, ["upgrade", "jetstream2", *args, "--yes", "-C", str(project)])
 
 
+@pytest.fixture
+def ready_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine has what applying needs (the Pulumi CLI, login, passphrase, credentials): `upgrade`
+    checks it on every run before it reads the nodes."""
+    from jetstream_binderhub.automation import testing as t
+
+    monkeypatch.setattr("jetstream_binderhub.automation.site.PulumiStacks", t.FakeStacks)
+    for name, value in t.READY_ENV.items():
+        monkeypatch.setenv(name, value)
+
+
 def untouched(project: Path) -> dict[str, str]:
     return {
         "hub": (project / "binderhub" / "Pulumi.jetstream2.yaml").read_text(),
@@ -360,6 +371,7 @@ def test_cli_refuses_a_no_op_and_bad_options_in_one_line_with_nothing_changed(
     assert untouched(project) == before and not state_path(project, "jetstream2").exists()
 
 
+@pytest.mark.usefixtures("ready_machine")
 def test_cli_without_a_kubeconfig_stops_before_draining(project: Path, tmp_path: Path) -> None:
     before = untouched(project)
     missing = tmp_path / "absent.yaml"
@@ -371,6 +383,7 @@ def test_cli_without_a_kubeconfig_stops_before_draining(project: Path, tmp_path:
     assert untouched(project) == before and not state_path(project, "jetstream2").exists()
 
 
+@pytest.mark.usefixtures("ready_machine")
 @pytest.mark.parametrize(
     ("answer", "exit_code", "message"),
     [
@@ -429,16 +442,11 @@ def test_an_unreachable_or_silent_api_server_is_one_line_naming_what_to_check(tm
     assert timed_out.value.exit_code == 13
 
 
+@pytest.mark.usefixtures("ready_machine")
 def test_cli_runs_preflight_with_the_new_image_first_and_stops_on_a_shortfall(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jetstream_binderhub.automation import testing as t
     from jetstream_binderhub.ops import preflight
-
-    # The environment is ready: upgrade names whatever it lacks before it asks the cloud.
-    monkeypatch.setattr("jetstream_binderhub.automation.site.PulumiStacks", t.FakeStacks)
-    for name, value in t.READY_ENV.items():
-        monkeypatch.setenv(name, value)
 
     asked: list[Any] = []
 
@@ -796,6 +804,7 @@ def test_refused_credentials_during_the_rollout_stop_at_once(project: Path, hub:
     assert quota(project) == 0 and state_path(project, "jetstream2").exists()
 
 
+@pytest.mark.usefixtures("ready_machine")
 def test_cli_an_unusable_kubeconfig_is_one_line_naming_the_file_never_its_content(
     project: Path, tmp_path: Path
 ) -> None:
@@ -816,6 +825,10 @@ class FakeSite:
     def __init__(self, project: Path, kube: FakeKube) -> None:
         self.recorder = Recorder(project)
         self.kube = kube
+        self.environment_checks = 0
+
+    def check_environment_for(self, layer: str = "all") -> None:
+        self.environment_checks += 1
 
     def up(self, layer: str, *, allow_upgrade: bool, confirm: object) -> Any:
         from jetstream_binderhub.automation.results import SiteResult
@@ -863,6 +876,7 @@ def test_cli_runs_every_step_to_the_end(
         data = json.loads(result.stdout)
         assert data["image"] == IMAGE and data["target_version"] == NEW and data["restored_total_quota"] == 60
     assert quota(project) == 60 and image(project) == IMAGE
+    assert site.environment_checks == 1
 
 
 def test_cost_reads_the_nodes_with_the_same_reader_and_its_one_line_errors(
@@ -886,3 +900,38 @@ def test_a_bare_rerun_resumes_the_unfinished_upgrade(
     result, said = run(project, hub, kube, Recorder(project), image=None)
     assert said[0].startswith(f"resuming the upgrade of jetstream2 to {IMAGE} at apply")
     assert result.image == IMAGE and image(project) == IMAGE and quota(project) == 60
+
+
+@pytest.mark.parametrize("resumed", [False, True], ids=["fresh", "resumed"])
+def test_cli_skipping_preflight_still_names_a_missing_pulumi_before_draining(
+    project: Path,
+    tmp_path: Path,
+    hub: FakeBinderHub,
+    kube: FakeKube,
+    monkeypatch: pytest.MonkeyPatch,
+    resumed: bool,
+) -> None:
+    # --skip-preflight skips the cloud's allocation check, not the machine's own: without the Pulumi
+    # CLI no layer can be applied, so the drain would leave the site at total_quota 0.
+    if resumed:  # interrupted in the wait: the re-run must not go on to the apply either
+
+        def interrupted() -> Any:
+            raise Stop
+
+        with pytest.raises(Stop):
+            run(project, hub, kube, Recorder(project), health=interrupted)
+        hub.script.health_body = health_body(0)
+    state = state_path(project, "jetstream2")
+    state_before = state.read_text() if resumed else None
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE", raising=False)
+    before = untouched(project)
+    config = kube.kubeconfig(tmp_path / "k")
+    result = cli(project, "--image", IMAGE, "--skip-preflight", "--kubeconfig", str(config), "--url", hub.url)
+    assert result.exit_code == 5, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert "Pulumi CLI (`pulumi`) is not on PATH" in errors[0], result.output
+    assert untouched(project) == before
+    assert (state.read_text() if state.exists() else None) == state_before

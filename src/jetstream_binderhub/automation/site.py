@@ -314,6 +314,11 @@ class Site:
 
     # --- preflight ----------------------------------------------------------------------------
 
+    def check_environment_for(self, layer: Layer | LayerChoice = "all") -> None:
+        """:meth:`check_environment` for the layers `layer` names, as `up` checks them: for commands
+        that must know the machine can apply before they ask the cloud or change a file."""
+        self.check_environment(self._layers(layer)[0], cloud=True)
+
     def check_environment(self, layers: Collection[Layer], *, cloud: bool) -> None:
         """Everything the machine must provide, in the order a user fixes it: the Pulumi CLI, the
         backend login, the secrets passphrase, and (for operations that reach OpenStack) credentials.

@@ -245,6 +245,7 @@ def upgrade(
     check_cluster: Callable[[], object],
     check_hub: Callable[[], object],
     check_target: Callable[[str | None, str | None], None] = lambda image, chart: None,
+    check_environment: Callable[[], None] = lambda: None,
     preflight: Callable[[str | None, str | None], None] | None = None,
     deadline_minutes: float | None = None,
     rollout_minutes: float | None = None,
@@ -262,7 +263,8 @@ def upgrade(
     (its min_count). `check_cluster`/`check_hub` re-read a stack file after an edit (a
     :class:`ConfigError` puts the file back); `check_target(image, chart)` validates the site as it
     would be; `preflight(image, chart)` checks the cloud. Both run before anything is drained, on a
-    fresh run only. `None` deadlines: the default on a fresh run, the recorded one on a re-run.
+    fresh run only. `check_environment()` (the Pulumi CLI, login, passphrase, credentials) runs on
+    every run, after the options are judged and before anything is read or changed. `None` deadlines: the default on a fresh run, the recorded one on a re-run.
     """
     from jetstream_binderhub.config.cluster import kube_version_of
     from jetstream_binderhub.config.stackfile import CLUSTER_PROJECT, HUB_PROJECT, edit_stack_file
@@ -299,6 +301,7 @@ def upgrade(
                 f"{_describe(current_image, current_chart_version)}: nothing to upgrade, nothing changed"
             )
         check_target(new_image, new_chart)
+        check_environment()
         target_version = kube_version_of(new_image or current_image)
         if preflight is not None:
             preflight(new_image, new_chart)
@@ -312,6 +315,7 @@ def upgrade(
             version_changes=target_version != kube_version_of(current_image),
         )
     else:
+        check_environment()  # a re-run applies layers too: an incomplete machine must not drain or restore
         resumed_at = next(s for s in STEPS if s not in state.done)
         say(
             f"resuming the upgrade of {site} to {_describe(state.image, state.chart_version)} at {resumed_at} ({state_file})"
@@ -493,6 +497,7 @@ def upgrade_site(
     apply: Callable[[Layer, bool], None],
     read_health: Callable[[], Any],
     read_nodes: Callable[[], Any],
+    check_environment: Callable[[], None] = lambda: None,
     preflight: Callable[[str | None, str | None], None] | None = None,
     deadline_minutes: float | None = None,
     rollout_minutes: float | None = None,
@@ -563,6 +568,7 @@ def upgrade_site(
         check_cluster=lambda: load_cluster_file(project_dir, site),
         check_hub=check_hub,
         check_target=check_target,
+        check_environment=check_environment,
         preflight=preflight,
         deadline_minutes=deadline_minutes,
         rollout_minutes=rollout_minutes,
