@@ -1040,9 +1040,6 @@ def upgrade(
     from jetstream_binderhub.ops.upgrade import upgrade_site
     from jetstream_binderhub.ops.verify import read_health
 
-    for option, minutes in (("--deadline", deadline), ("--rollout-timeout", rollout_timeout)):
-        if minutes is not None and minutes < 0:
-            fail([f"error: {option}: must be 0 or more minutes, got {minutes:g}"], 2)
     if not yes and not _stdin_is_terminal():
         fail(
             [
