@@ -258,6 +258,11 @@ def _plan_compare(
 # --- against the cloud --------------------------------------------------------------------------
 
 
+def _default_kubeconfig(site: str) -> Path:
+    """Where `kubeconfig SITE` writes and `cost`/`upgrade` read the cluster's kubeconfig by default."""
+    return Path(f"~/.kube/jetstream-binderhub-{site}.yaml").expanduser()
+
+
 def _open_site(
     site: str,
     project_dir: Path | None,
@@ -691,7 +696,7 @@ def kubeconfig(
     """Write the cluster's kubeconfig to a file readable only by you; it is never printed."""
     if layer is not LayerName.cluster:
         fail([f"error: the kubeconfig is an output of the cluster layer, not of --layer {layer.value}"], 2)
-    path = output or Path(f"~/.kube/jetstream-binderhub-{site}.yaml").expanduser()
+    path = output or _default_kubeconfig(site)
     s = _open_site(site, project_dir, backend, None, None)
     written = run_or_exit(lambda: s.write_kubeconfig(path, overwrite=force))
     typer.echo(
@@ -849,7 +854,7 @@ def cost(
     from jetstream_binderhub.burn import burn_report, render_burn
 
     root, hint = project_root(project_dir)
-    path = kubeconfig_path or Path(f"~/.kube/jetstream-binderhub-{site}.yaml").expanduser()
+    path = kubeconfig_path or _default_kubeconfig(site)
     report = run_or_exit(
         lambda: burn_report(site, root, kubeconfig=path, nodes_file=nodes_file, now=datetime.now(UTC)),
         site_hint=hint,
@@ -1049,7 +1054,7 @@ def upgrade(
             2,
         )
     root, hint = project_root(project_dir)
-    kubeconfig_file = kubeconfig_path or Path(f"~/.kube/jetstream-binderhub-{site}.yaml").expanduser()
+    kubeconfig_file = kubeconfig_path or _default_kubeconfig(site)
     opened: list[Site] = []
 
     def site_handle() -> Site:
