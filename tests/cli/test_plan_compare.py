@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -190,12 +191,22 @@ def test_an_invalid_base_is_refused(repo: Path) -> None:
     assert "the site's config at broken does not plan" in result.stderr
 
 
-def test_the_base_is_planned_by_its_own_code(repo: Path) -> None:
-    """A revision that carries the package plans with that package (here a stub that declares one
-    resource), so a pull request changing a component is compared with what the old code declared."""
+def tag_old_code(repo: Path, plan: dict[str, Any]) -> None:
+    """Tag `old-code`: a revision whose package is only a `cli.py` printing `plan`, as older code's
+    `plan --json` would, then leave the working tree without it."""
     stub = repo / "src" / "jetstream_binderhub"
     stub.mkdir(parents=True)
     (stub / "__init__.py").write_text("")
+    (stub / "cli.py").write_text(f"import json\nprint(json.dumps({plan!r}))\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "old code")
+    git(repo, "tag", "old-code")
+    shutil.rmtree(repo / "src")
+
+
+def test_the_base_is_planned_by_its_own_code(repo: Path) -> None:
+    """A revision that carries the package plans with that package (here a stub that declares one
+    resource), so a pull request changing a component is compared with what the old code declared."""
     plan = {
         "site": "jetstream2",
         "profile": "jetstream2",
@@ -221,11 +232,7 @@ def test_the_base_is_planned_by_its_own_code(repo: Path) -> None:
         "cost": {"unit": "SU", "lines": [], "min_per_hour": 0, "max_per_hour": 0},
         "notes": [],
     }
-    (stub / "cli.py").write_text(f"import json\nprint(json.dumps({plan!r}))\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "old code")
-    git(repo, "tag", "old-code")
-    shutil.rmtree(repo / "src")
+    tag_old_code(repo, plan)
 
     comparison = compare("jetstream2", repo, "old-code")
     cluster = {c.name: c.op.value for c in comparison.layers[0].changes}
@@ -236,9 +243,6 @@ def test_the_base_is_planned_by_its_own_code(repo: Path) -> None:
 def test_a_base_planned_by_code_that_did_not_record_allocations_is_split_by_the_catalog(repo: Path) -> None:
     """Code older than `CostLine.resource` printed cost lines without it: its GPU group is still priced on
     the GPU allocation rather than dropped from every allocation."""
-    stub = repo / "src" / "jetstream_binderhub"
-    stub.mkdir(parents=True)
-    (stub / "__init__.py").write_text("")
     lines = [
         {
             "group": "control-plane",
@@ -262,11 +266,7 @@ def test_a_base_planned_by_code_that_did_not_record_allocations_is_split_by_the_
         "cost": {"unit": "SU", "lines": lines, "min_per_hour": 10, "max_per_hour": 18},
         "notes": [],
     }
-    (stub / "cli.py").write_text(f"import json\nprint(json.dumps({plan!r}))\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "old code")
-    git(repo, "tag", "old-code")
-    shutil.rmtree(repo / "src")
+    tag_old_code(repo, plan)
 
     comparison = compare("jetstream2", repo, "old-code")
 
