@@ -202,15 +202,19 @@ def run_layer(
     # threads) and closes every loop it caused.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    from pulumi.runtime.settings import SETTINGS
+
+    # The SDK's set of pending output tasks is one for the process, not per context, and a program's end
+    # awaits all of it: a task an earlier run left there belongs to that run's closed loop and never
+    # finishes, so this plan would hang on it. Pulumi's own mocks helper (`pulumi.runtime.mocks.test`)
+    # starts from an empty set for the same reason.
+    SETTINGS.outputs.clear()  # pyright: ignore[reportAttributeAccessIssue]  (a contextproperty)
     try:
         return contextvars.Context().run(
             _run, program, mocks, layer, project, stack, dict(config), list(secret_keys or [])
         )
     except BaseException:
-        # The SDK's set of pending output tasks is not per context: a program that failed inside an apply
-        # leaves failed tasks there, and the next plan in this process would trip over them.
-        from pulumi.runtime.settings import SETTINGS
-
+        # A program that failed inside an apply leaves failed tasks in that set: let them go with this run.
         SETTINGS.outputs.clear()  # pyright: ignore[reportAttributeAccessIssue]  (a contextproperty)
         # The failure is raised once, here. Every resource waiting on the failed one holds it too, and
         # asyncio would print each of those as "never retrieved" with a traceback when it is collected.
